@@ -1,0 +1,206 @@
+"""`piip-search` command line: a thin layer over the public API.
+
+Exit codes: 0 success, 2 bad input (a message, no traceback), 1 internal failure.
+Each `_cmd_*` function parses nothing itself: it receives argparse's namespace, calls the library and renders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from piip_search.errors import PiipSearchError
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def print_json(obj: Any) -> None:
+    """Stable JSON on stdout (sorted keys, one object)."""
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+# ---------------------------------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------------------------------
+def _cmd_models(args: argparse.Namespace) -> int:
+    from piip_search.config import list_models
+
+    names = list_models()
+    if args.json:
+        print_json(names)
+    else:
+        for n in names:
+            print(n)
+    return EXIT_OK
+
+
+def _cmd_flops(args: argparse.Namespace) -> int:
+    raise NotImplementedError("flops: wired by the flops module")
+
+
+def _cmd_describe(args: argparse.Namespace) -> int:
+    raise NotImplementedError("describe: wired by the flops module")
+
+
+def _cmd_make_data(args: argparse.Namespace) -> int:
+    raise NotImplementedError("make-data: wired by the data module")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    raise NotImplementedError("train: wired by the proxy module")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("run: wired by the search module")
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    raise NotImplementedError("worker: wired by the search module")
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    raise NotImplementedError("status: wired by the search module")
+
+
+def _cmd_pareto(args: argparse.Namespace) -> int:
+    raise NotImplementedError("pareto: wired by the search module")
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    raise NotImplementedError("export: wired by the export module")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    raise NotImplementedError("report: wired by the export module")
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    raise NotImplementedError("dashboard: wired by the export module")
+
+
+# ---------------------------------------------------------------------------------------------------
+# parser
+# ---------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="piip-search",
+        description="Neural-architecture search for PIIP networks: FLOPs (multiply-adds) against detection AP.",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def cmd(name: str, fn: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=fn)
+        return sp
+
+    sp = cmd("models", _cmd_models, "list the shipped configs (published PIIP models, tiny examples)")
+    sp.add_argument("--json", action="store_true", help="print a JSON list")
+
+    sp = cmd("flops", _cmd_flops, "params and FLOPs (multiply-adds) of a config, with a per-part breakdown")
+    sp.add_argument("config", metavar="CONFIG", help="YAML path or shipped model name (see `models`)")
+    sp.add_argument("--convention", choices=["paper", "model"], default="paper",
+                    help="paper: the counting behind the published PIIP numbers; model: the network this tool "
+                         "builds (default: paper)")
+    sp.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sp = cmd("describe", _cmd_describe, "branches, interactions and a params/FLOPs table of a config")
+    sp.add_argument("config", metavar="CONFIG", help="YAML path or shipped model name")
+    sp.add_argument("--convention", choices=["paper", "model"], default="model")
+
+    sp = cmd("make-data", _cmd_make_data, "write a COCO-format dataset")
+    sp.add_argument("kind", choices=["synthetic"], help="dataset kind")
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--images", type=int, default=None, help="number of training images")
+    sp.add_argument("--size", type=int, default=None, help="image side in pixels")
+    sp.add_argument("--seed", type=int, default=0)
+
+    sp = cmd("train", _cmd_train, "one proxy training run of a config; prints AP")
+    sp.add_argument("config", metavar="CONFIG", help="YAML path or shipped model name")
+    sp.add_argument("--data", default=None, help="COCO folder (train/, val/, annotations/); default: synthetic")
+    sp.add_argument("--iters", type=int, default=None, help="training iterations")
+    sp.add_argument("--detector", default=None, help="faster_rcnn | mask_rcnn | retinanet | fcos")
+    sp.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: cuda if available)")
+    sp.add_argument("--json", action="store_true", help="print the result object as JSON")
+
+    sp = cmd("run", _cmd_run, "run a search (default: search_spaces/default.yaml on synthetic data)")
+    sp.add_argument("--space", default=None, help="search-space YAML (default: the shipped default.yaml)")
+    sp.add_argument("--study", default=None, help="study name (default: the space's name)")
+    sp.add_argument("--storage", default=None, help="Optuna storage URL (default: trials/<study>/study.db)")
+    sp.add_argument("--trials", type=int, default=None, help="number of trials to run now")
+    sp.add_argument("--sampler", default=None, choices=["nsga2", "tpe", "gp", "random"])
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
+    sp.add_argument("--evaluator", default=None, help="builtin:proxy | builtin:flops-only | package.module:function")
+    sp.add_argument("--enqueue", action="append", default=[], metavar="CONFIG",
+                    help="seed the study with a known config (repeatable)")
+    sp.add_argument("--resume", action="store_true", help="continue an existing study")
+    sp.add_argument("--trials-dir", default="trials", help="home of studies (default: trials/)")
+    sp.add_argument("--device", default=None)
+
+    sp = cmd("worker", _cmd_worker, "join a running study as one more worker")
+    sp.add_argument("--storage", required=True)
+    sp.add_argument("--study", required=True)
+    sp.add_argument("--trials", type=int, default=None)
+    sp.add_argument("--trials-dir", default="trials")
+    sp.add_argument("--device", default=None)
+
+    for name, fn, help in (("status", _cmd_status, "progress of a study"),
+                           ("pareto", _cmd_pareto, "the Pareto front of FLOPs against AP")):
+        sp = cmd(name, fn, help)
+        sp.add_argument("study", metavar="STUDY")
+        sp.add_argument("--storage", default=None)
+        sp.add_argument("--trials-dir", default="trials")
+        sp.add_argument("--json", action="store_true")
+
+    sp = cmd("export", _cmd_export, "write chosen configs of a study")
+    sp.add_argument("study", metavar="STUDY")
+    sp.add_argument("--select", default="knee", help="knee | max-ap | min-flops | budget:<gflops> | all")
+    sp.add_argument("--out", required=True, help="output file (one config) or folder")
+    sp.add_argument("--format", default="yaml", choices=["yaml", "piip-mmdet"])
+    sp.add_argument("--storage", default=None)
+    sp.add_argument("--trials-dir", default="trials")
+
+    sp = cmd("report", _cmd_report, "write a static HTML report of a study")
+    sp.add_argument("study", metavar="STUDY")
+    sp.add_argument("--out", default=None)
+    sp.add_argument("--storage", default=None)
+    sp.add_argument("--trials-dir", default="trials")
+
+    sp = cmd("dashboard", _cmd_dashboard, "serve optuna-dashboard for a study on 127.0.0.1")
+    sp.add_argument("study", metavar="STUDY")
+    sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--storage", default=None)
+    sp.add_argument("--trials-dir", default="trials")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PiipSearchError as e:
+        print(f"piip-search {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"piip-search {args.command}: interrupted; everything recorded so far is kept", file=sys.stderr)
+        return 130
+    except Exception as e:  # an internal failure: say so, keep the traceback short but available
+        import traceback
+
+        traceback.print_exc()
+        print(f"piip-search {args.command}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

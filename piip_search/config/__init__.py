@@ -1,0 +1,30 @@
+"""Typed PIIP architecture configs, presets and the shipped model zoo."""
+
+from piip_search.config._architecture import (
+    DIRECTIONS,
+    PATCH_SIZE,
+    BranchConfig,
+    InteractionConfig,
+    PIIPConfig,
+    even_ranges,
+    load_config,
+)
+from piip_search.config._presets import PRESET_ORDER, PRESETS, BlockType, ViTSize, default_block_type
+from piip_search.config._zoo import list_models, zoo_path
+
+__all__ = [
+    "DIRECTIONS",
+    "PATCH_SIZE",
+    "PRESETS",
+    "PRESET_ORDER",
+    "BlockType",
+    "BranchConfig",
+    "InteractionConfig",
+    "PIIPConfig",
+    "ViTSize",
+    "default_block_type",
+    "even_ranges",
+    "list_models",
+    "load_config",
+    "zoo_path",
+]

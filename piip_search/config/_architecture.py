@@ -1,0 +1,347 @@
+"""Typed, validated PIIP architecture config with an exact YAML round trip.
+
+Field-level rules (types, ranges, unknown keys) are pydantic's; rules across fields are checked in
+`_check_config`, which raises with the key path of the offending value (`branches[1].resolution`).
+Every error surfaces as `ConfigError("<key path>: <rule>, got <value>")`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from piip_search.config._presets import PRESETS, BlockType, default_block_type
+from piip_search.errors import ConfigError
+
+PATCH_SIZE = 16  # every PIIP branch runs with patch 16 (pretrained 14x14 kernels are resized)
+
+Direction = Literal["bidirectional", "top-down", "bottom-up", "all-pairs", "none"]
+DIRECTIONS: tuple[str, ...] = ("bidirectional", "top-down", "bottom-up", "all-pairs", "none")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class BranchConfig(_Frozen):
+    """One ViT branch. Give a preset `model` or explicit `embed_dim`/`depth`/`num_heads`."""
+
+    model: Literal["T", "S", "B", "L", "H", "6B"] | None = None
+    embed_dim: int | None = Field(default=None, gt=0)
+    depth: int | None = Field(default=None, gt=0)
+    num_heads: int | None = Field(default=None, gt=0)
+    mlp_ratio: float = Field(default=4.0, gt=0)
+    resolution: int = Field(gt=0)
+    window_size: int | None = Field(default=None, gt=0)  # None = global attention in every block
+    global_blocks: tuple[int, ...] = ()  # blocks with global attention although window_size is set
+    family: Literal["deit", "internvit"] = "deit"
+    # Block-type overrides; None = the default of family and preset (config/_presets.py).
+    norm: Literal["ln", "rms"] | None = None
+    qkv_bias: bool | None = None
+    layer_scale: float | Literal["none"] | None = None  # LayerScale init; "none" = no LayerScale
+    qk_norm: bool | None = None
+    pretrained: str | None = None  # timm model name or local checkpoint path
+    drop_path_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _dims_given(self) -> BranchConfig:
+        explicit = [self.embed_dim, self.depth, self.num_heads]
+        if self.model is None and any(v is None for v in explicit):
+            missing = [n for n, v in zip(("embed_dim", "depth", "num_heads"), explicit) if v is None]
+            raise ValueError(f"give a preset `model` (T/S/B/L/H/6B) or all of embed_dim/depth/num_heads; "
+                             f"missing {missing}")
+        return self
+
+    # ---- resolved view (preset filled in) -------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.embed_dim if self.embed_dim is not None else PRESETS[self.model].embed_dim  # type: ignore[index]
+
+    @property
+    def n_blocks(self) -> int:
+        return self.depth if self.depth is not None else PRESETS[self.model].depth  # type: ignore[index]
+
+    @property
+    def heads(self) -> int:
+        return self.num_heads if self.num_heads is not None else PRESETS[self.model].num_heads  # type: ignore[index]
+
+    @property
+    def mlp_hidden(self) -> int:
+        return int(self.dim * self.mlp_ratio)
+
+    @property
+    def grid(self) -> int:
+        """Side of this branch's token grid (square input)."""
+        return self.resolution // PATCH_SIZE
+
+    @property
+    def block_type(self) -> BlockType:
+        base = default_block_type(self.family, self.model)
+        ls: float | None
+        if self.layer_scale is None:
+            ls = base.layer_scale
+        elif self.layer_scale == "none":
+            ls = None
+        else:
+            ls = float(self.layer_scale)
+        return BlockType(
+            norm=self.norm or base.norm,
+            qkv_bias=base.qkv_bias if self.qkv_bias is None else self.qkv_bias,
+            layer_scale=ls,
+            qk_norm=base.qk_norm if self.qk_norm is None else self.qk_norm,
+        )
+
+    def window_of(self, block: int) -> int | None:
+        """Window size used by `block`, or None for global attention."""
+        if self.window_size is None or block in self.global_blocks:
+            return None
+        return self.window_size
+
+
+class InteractionConfig(_Frozen):
+    """Cross-branch interaction units (§2). `count` spreads them evenly; `indexes` gives explicit ranges."""
+
+    count: int | None = Field(default=12, gt=0)
+    indexes: tuple[tuple[tuple[int, int], ...], ...] | None = None  # per branch: [[start, end], ...] inclusive
+    direction: Direction = "bidirectional"
+    attention: Literal["deformable", "regular"] = "deformable"
+    heads: int = Field(default=16, gt=0)
+    points: int = Field(default=4, gt=0)
+    deform_ratio: float = Field(default=0.5, gt=0, le=1.0)
+    cffn: bool = True
+    cffn_ratio: float = Field(default=0.25, gt=0)
+    projection: bool = True
+    norm: bool = True
+    drop_path_rate: float = Field(default=0.4, ge=0.0, lt=1.0)
+
+
+class PIIPConfig(_Frozen):
+    """A whole PIIP backbone. branches[0] = largest model at the lowest resolution; last = smallest, highest."""
+
+    task: Literal["detection", "classification"] = "detection"
+    branches: tuple[BranchConfig, ...] = Field(min_length=1)
+    interactions: InteractionConfig = InteractionConfig()
+    num_classes: int = Field(default=1000, gt=0)  # classification head width
+    name: str | None = None
+    provenance: dict[str, Any] | None = None  # free-form: written by `export`, ignored by builders
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> PIIPConfig:
+        _check_config(self)
+        return self
+
+    # ---- derived -----------------------------------------------------------------------------
+    @cached_property
+    def block_ranges(self) -> tuple[tuple[tuple[int, int], ...], ...]:
+        """Per branch, the inclusive [start, end] block range run before each interaction."""
+        if self.interactions.indexes is not None:
+            return self.interactions.indexes
+        n = self.interactions.count or 1
+        return tuple(even_ranges(b.n_blocks, n) for b in self.branches)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.block_ranges[0])
+
+    @property
+    def input_resolution(self) -> int:
+        """The network input is the image at the last (highest-resolution) branch's size."""
+        return self.branches[-1].resolution
+
+    @property
+    def out_dim(self) -> int:
+        """Merged feature width = width of branch1."""
+        return self.branches[0].dim
+
+    def unit_pairs(self) -> list[tuple[int, int, bool, bool]]:
+        """Interaction units as (a, b, a_to_b, b_to_a) with a < b (a = larger model, lower resolution).
+
+        Order = the official processing order: adjacent pairs from the high-resolution end towards branch1;
+        for `all-pairs`, the non-adjacent pairs follow in the same spirit (by descending b, then a).
+        """
+        n = len(self.branches)
+        d = self.interactions.direction
+        if d == "none" or n < 2:
+            return []
+        if d == "all-pairs":
+            pairs = sorted(((a, b) for a in range(n) for b in range(a + 1, n)), key=lambda p: (-p[1], -p[0]))
+            return [(a, b, True, True) for a, b in pairs]
+        a_to_b = d in ("bidirectional", "top-down")  # top-down: low-res/large -> high-res neighbour
+        b_to_a = d in ("bidirectional", "bottom-up")
+        return [(a, a + 1, a_to_b, b_to_a) for a in reversed(range(n - 1))]
+
+    # ---- YAML / dict ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str | None = None) -> PIIPConfig:
+        if not isinstance(data, dict):
+            where = f"{source}: " if source else ""
+            raise ConfigError(f"{where}the config must be a mapping (task/branches/interactions), "
+                              f"got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, source)) from None
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str | None = None) -> PIIPConfig:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source or 'config'}: not valid YAML: {e}") from None
+        return cls.from_dict(data, source=source)
+
+    def canonical(self) -> dict[str, Any]:
+        """Resolved form that identifies the architecture (names, provenance, weights, drop path excluded).
+
+        Two configs with the same canonical form build the same network shape and cost the same FLOPs.
+        """
+        branches = []
+        for b in self.branches:
+            bt = b.block_type
+            branches.append({
+                "dim": b.dim, "depth": b.n_blocks, "heads": b.heads, "mlp_hidden": b.mlp_hidden,
+                "resolution": b.resolution, "family": b.family,
+                "windows": [b.window_of(i) for i in range(b.n_blocks)],
+                "norm": bt.norm, "qkv_bias": bt.qkv_bias, "layer_scale": bt.layer_scale, "qk_norm": bt.qk_norm,
+            })
+        inter = self.interactions.model_dump(mode="json", exclude={"count", "indexes", "drop_path_rate"})
+        inter["ranges"] = [list(map(list, r)) for r in self.block_ranges]
+        if not self.unit_pairs():
+            inter = {"ranges": inter["ranges"], "direction": "none"}
+        out = {"task": self.task, "branches": branches, "interactions": inter}
+        if self.task == "classification":
+            out["num_classes"] = self.num_classes
+        return out
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+def even_ranges(depth: int, n: int) -> tuple[tuple[int, int], ...]:
+    """Split `depth` blocks into `n` contiguous ranges; shorter ranges first, as the official MAE-H
+    config does for 32 blocks / 12 interactions ([0,1],[2,3],[4,5],[6,7],[8,10],...)."""
+    q, r = divmod(depth, n)
+    sizes = [q] * (n - r) + [q + 1] * r
+    out, start = [], 0
+    for s in sizes:
+        out.append((start, start + s - 1))
+        start += s
+    return tuple(out)
+
+
+# ---- cross-field validation ------------------------------------------------------------------------
+def _fail(path: str, rule: str, value: Any) -> None:
+    raise ValueError(f"{path}: {rule}, got {value!r}")
+
+
+def _check_config(cfg: PIIPConfig) -> None:
+    inter = cfg.interactions
+    n = len(cfg.branches)
+    interacting = n > 1 and inter.direction != "none"
+    for i, b in enumerate(cfg.branches):
+        p = f"branches[{i}]"
+        if b.resolution % PATCH_SIZE:
+            _fail(f"{p}.resolution", f"must be a multiple of {PATCH_SIZE}", b.resolution)
+        if b.dim % b.heads:
+            _fail(f"{p}.embed_dim", f"must be divisible by num_heads={b.heads}", b.dim)
+        if b.block_type.norm == "rms" and b.family != "internvit":
+            _fail(f"{p}.norm", "RMSNorm blocks exist only for family 'internvit'", b.norm)
+        if cfg.task == "detection" and n > 1 and b.dim % 32:
+            _fail(f"{p}.embed_dim", "must be divisible by 32 (GroupNorm(32) in the branch merge)", b.dim)
+        for g in b.global_blocks:
+            if not 0 <= g < b.n_blocks:
+                _fail(f"{p}.global_blocks", f"block indices must lie in [0, {b.n_blocks - 1}]", g)
+        if b.global_blocks and b.window_size is None:
+            _fail(f"{p}.global_blocks", "only meaningful with window_size set", list(b.global_blocks))
+        if cfg.task == "classification" and b.window_size is not None:
+            _fail(f"{p}.window_size", "classification branches use global attention (cls token)", b.window_size)
+        if interacting and inter.attention == "deformable":
+            vdim = int(b.dim * inter.deform_ratio)
+            if b.dim % inter.heads or vdim % inter.heads:
+                _fail(f"{p}.embed_dim", f"width and width*deform_ratio ({vdim}) must be divisible by "
+                      f"interactions.heads={inter.heads}", b.dim)
+        if interacting and inter.attention == "regular" and b.dim % inter.heads:
+            _fail(f"{p}.embed_dim", f"must be divisible by interactions.heads={inter.heads}", b.dim)
+        if i > 0 and b.resolution < cfg.branches[i - 1].resolution:
+            _fail(f"{p}.resolution", f"branches go from the lowest resolution (branch 1) to the highest; "
+                  f"must be >= branches[{i - 1}].resolution={cfg.branches[i - 1].resolution}", b.resolution)
+    if inter.indexes is not None:
+        if len(inter.indexes) != n:
+            _fail("interactions.indexes", f"needs one list of ranges per branch ({n})", len(inter.indexes))
+        counts = {len(r) for r in inter.indexes}
+        if len(counts) != 1:
+            _fail("interactions.indexes", "every branch needs the same number of interactions",
+                  [len(r) for r in inter.indexes])
+        for i, (ranges, b) in enumerate(zip(inter.indexes, cfg.branches)):
+            expected = 0
+            for j, (s, e) in enumerate(ranges):
+                p = f"interactions.indexes[{i}][{j}]"
+                if e < s:
+                    _fail(p, "a range [start, end] must be non-empty (start <= end)", [s, e])
+                if s != expected:
+                    _fail(p, f"ranges must tile the blocks contiguously; expected start {expected}", [s, e])
+                expected = e + 1
+            if expected != b.n_blocks:
+                _fail(f"interactions.indexes[{i}]", f"ranges must cover all {b.n_blocks} blocks of "
+                      f"branches[{i}]; they end at block {expected - 1}", [list(r) for r in ranges])
+    else:
+        count = inter.count or 1
+        for i, b in enumerate(cfg.branches):
+            if count > b.n_blocks:
+                _fail("interactions.count", f"cannot exceed the depth of branches[{i}] ({b.n_blocks})", count)
+
+
+def format_validation_error(e: ValidationError, source: str | None = None) -> str:
+    lines = []
+    for err in e.errors():
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        msg = err["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key")
+        elif path and not msg.startswith(path):
+            value = err.get("input")
+            shown = "" if isinstance(value, dict) else f", got {value!r}"
+            lines.append(f"{path}: {msg}{shown}")
+        else:
+            lines.append(msg)
+    head = f"{source}: " if source else ""
+    if len(lines) == 1:
+        return head + lines[0]
+    return head + "invalid config:\n  " + "\n  ".join(lines)
+
+
+def load_config(ref: str | Path) -> PIIPConfig:
+    """Load a config from a YAML path or a shipped model name (`piip-tsb-1120-896-448`)."""
+    from piip_search.config._zoo import zoo_path
+
+    path = Path(ref)
+    if not path.exists():
+        shipped = zoo_path(str(ref))
+        if shipped is None:
+            from piip_search.config._zoo import list_models
+
+            raise ConfigError(f"{ref}: no such file, and not a shipped model name "
+                              f"(see `piip-search models`; e.g. {', '.join(list_models()[:3])})")
+        path = shipped
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    return PIIPConfig.from_yaml(text, source=str(ref))
