@@ -44,11 +44,32 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_flops(args: argparse.Namespace) -> int:
-    raise NotImplementedError("flops: wired by the flops module")
+    from piip_search.config import load_config
+    from piip_search.flops import count
+    from piip_search.flops._render import flops_table
+
+    cfg = load_config(args.config)  # a bad CONFIG raises ConfigError -> exit 2
+    rep = count(cfg, convention=args.convention)
+    if args.json:
+        print_json({**rep.to_dict(), "config": args.config})
+    else:
+        _console().print(flops_table(rep))
+    return EXIT_OK
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    raise NotImplementedError("describe: wired by the flops module")
+    from piip_search.config import load_config
+    from piip_search.flops import count
+    from piip_search.flops._render import branches_table, flops_table, interactions_lines
+
+    cfg = load_config(args.config)
+    rep = count(cfg, convention=args.convention)
+    con = _console()
+    con.print(branches_table(cfg))
+    for line in interactions_lines(cfg):
+        con.print(line, highlight=False)
+    con.print(flops_table(rep))
+    return EXIT_OK
 
 
 def _cmd_make_data(args: argparse.Namespace) -> int:

@@ -1,0 +1,252 @@
+"""Torchvision detectors on the PIIP pyramid (piip-architecture.md §4.1; tooling-notes.md §6.2).
+
+The PIIP backbone returns `{"p2", "p3", "p4", "p5"}` (strides 4/8/16/32, branch1's width); a
+`torchvision.ops.FeaturePyramidNetwork` maps them to `fpn_channels` and adds the extra levels each head needs:
+P6 by max-pool for the R-CNNs (`LastLevelMaxPool`, as the PIIP Mask R-CNN configs do), P6/P7 by strided convs
+on P5 for RetinaNet and FCOS (`LastLevelP6P7`, which use P3-P7). Anchor sizes are torchvision's (tuned for an
+800-pixel side) scaled by `input_side / 800`, so anchors cover the same fraction of the image at any proxy
+resolution. The image transform never rescales: the data reader already delivers square images of the
+input side, and a wrong size is an error rather than a silent resize.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
+
+from piip_search.config import PIIPConfig
+from piip_search.errors import ConfigError
+from piip_search.proxy._settings import DETECTORS, ProxySettings, scale_config
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+__all__ = [
+    "IMAGE_MEAN",
+    "IMAGE_STD",
+    "REFERENCE_SIDE",
+    "PyramidFPN",
+    "build_classifier",
+    "build_detector",
+    "detector_input_side",
+]
+
+#: Image side torchvision's default anchors are sized for (COCO images resized to 800).
+REFERENCE_SIDE = 800
+#: The PIIP data pipeline normalises with mean = std = 127.5 on 0..255 pixels (piip-architecture.md §5):
+#: on the 0..1 tensors the data reader yields, that is (x - 0.5) / 0.5.
+IMAGE_MEAN = (0.5, 0.5, 0.5)
+IMAGE_STD = (0.5, 0.5, 0.5)
+
+_PYRAMID = ("p2", "p3", "p4", "p5")
+_RCNN_LEVELS = ("p2", "p3", "p4", "p5")  # + "pool" (stride 64) from LastLevelMaxPool, RPN only
+_ONE_STAGE_LEVELS = ("p3", "p4", "p5")  # + "p6", "p7" from LastLevelP6P7
+
+
+# ---- parts ---------------------------------------------------------------------------------------------
+class PyramidFPN(nn.Module):
+    """PIIP pyramid + FPN: the `backbone` torchvision detectors expect (`out_channels`, dict of maps)."""
+
+    def __init__(self, body: nn.Module, in_levels: tuple[str, ...], in_channels: list[int], out_channels: int,
+                 extra_blocks: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.in_levels = in_levels
+        self.fpn = FeaturePyramidNetwork(in_channels, out_channels, extra_blocks=extra_blocks)
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        feats = self.body(x)
+        return self.fpn(OrderedDict((k, feats[k]) for k in self.in_levels))
+
+
+class _NoResizeTransform(GeneralizedRCNNTransform):
+    """Normalise and batch only: images must already be `side` x `side` (the data reader's job)."""
+
+    def __init__(self, side: int, image_mean: list[float], image_std: list[float]) -> None:
+        super().__init__(min_size=side, max_size=side, image_mean=image_mean, image_std=image_std,
+                         size_divisible=1, fixed_size=(side, side))
+        self.side = side
+
+    def resize(self, image: Tensor, target: dict[str, Tensor] | None = None
+               ) -> tuple[Tensor, dict[str, Tensor] | None]:
+        h, w = image.shape[-2:]
+        if (h, w) != (self.side, self.side):
+            raise ValueError(f"detector input must be {self.side}x{self.side} (the config's input resolution "
+                             f"after resolution_scale), got {h}x{w}: read the data at that side")
+        return image, target
+
+    def __repr__(self) -> str:
+        return (f"{self.__class__.__name__}(Normalize(mean={self.image_mean}, std={self.image_std}), "
+                f"no resize: {self.side}x{self.side})")
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+def _channels_of(body: nn.Module, levels: tuple[str, ...]) -> list[int]:
+    """Per-level channel counts from the backbone's `out_channels` (int, sequence or mapping)."""
+    oc = getattr(body, "out_channels", None)
+    if oc is None:
+        raise TypeError(f"the backbone {type(body).__name__} has no `out_channels` attribute")
+    if isinstance(oc, int):
+        return [oc] * len(levels)
+    if isinstance(oc, dict):
+        return [int(oc[k]) for k in levels]
+    oc = list(oc)
+    if len(oc) != len(_PYRAMID):
+        raise TypeError(f"backbone `out_channels` must be an int or one value per level {_PYRAMID}, got {oc}")
+    return [int(oc[_PYRAMID.index(k)]) for k in levels]
+
+
+def _check_pyramid(body: nn.Module, side: int) -> None:
+    """One cheap forward at batch 1 would be exact, but costs a pass; check the contract statically."""
+    if not callable(getattr(body, "forward", None)):
+        raise TypeError(f"the backbone {type(body).__name__} is not a module with forward()")
+    if side % 32:
+        # p5 (stride 32) is then a floor; the FPN and RoIAlign cope, but say it in the repr.
+        pass
+
+
+def _scaled_sizes(base: tuple[float, ...], side: int) -> tuple[float, ...]:
+    f = side / REFERENCE_SIDE
+    return tuple(round(b * f, 2) for b in base)
+
+
+def detector_input_side(cfg: PIIPConfig, settings: ProxySettings | None = None) -> int:
+    """Square image side the detector of `cfg` is fed (the last branch's resolution after scaling)."""
+    s = settings or ProxySettings()
+    return scale_config(cfg, s.resolution_scale).input_resolution
+
+
+# ---- builders ------------------------------------------------------------------------------------------
+def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = None,
+                   settings: ProxySettings | None = None) -> nn.Module:
+    """A torchvision detector on the PIIP backbone of `cfg`.
+
+    Args:
+        cfg: A detection config. Its resolutions are scaled by `settings.resolution_scale` first.
+        num_classes: Object classes, *without* background (the R-CNNs add the background class themselves).
+        detector: "faster_rcnn" | "mask_rcnn" | "retinanet" | "fcos"; None = `settings.detector`.
+        settings: FPN width, head sizes, resolution scale, evaluation score threshold (default: `ProxySettings()`).
+
+    Returns:
+        The detector (train mode). `model.input_side` is the square side its images must have; `model.piip_cfg`
+        is the (scaled) config the backbone was built from.
+
+    Raises:
+        ConfigError: the config is not a detection config, or cannot be built.
+    """
+    from piip_search.models import build_piip
+
+    s = settings or ProxySettings()
+    kind = detector or s.detector
+    if kind not in DETECTORS:
+        raise ConfigError(f"detector: must be one of {list(DETECTORS)}, got {kind!r}")
+    if cfg.task != "detection":
+        raise ConfigError(f"task: build_detector needs a detection config, got {cfg.task!r} "
+                          "(use build_classifier for classification configs)")
+    if num_classes < 1:
+        raise ConfigError(f"num_classes: must be >= 1, got {num_classes}")
+    scaled = scale_config(cfg, s.resolution_scale)
+    side = scaled.input_resolution
+    body = build_piip(scaled)
+    _check_pyramid(body, side)
+    C = s.fpn_channels
+    common: dict[str, Any] = dict(min_size=side, max_size=side, image_mean=list(IMAGE_MEAN),
+                                  image_std=list(IMAGE_STD))
+
+    if kind in ("faster_rcnn", "mask_rcnn"):
+        backbone = PyramidFPN(body, _RCNN_LEVELS, _channels_of(body, _RCNN_LEVELS), C, LastLevelMaxPool())
+        sizes = _scaled_sizes((32, 64, 128, 256, 512), side)  # P2..P6 (stride 4..64)
+        anchors = AnchorGenerator(tuple((a,) for a in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
+        box_pool = MultiScaleRoIAlign(featmap_names=list(_RCNN_LEVELS), output_size=7, sampling_ratio=2)
+        kwargs: dict[str, Any] = dict(
+            rpn_anchor_generator=anchors,
+            rpn_head=RPNHead(C, anchors.num_anchors_per_location()[0]),
+            rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
+            rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=300,
+            rpn_batch_size_per_image=128,
+            box_roi_pool=box_pool,
+            box_head=TwoMLPHead(C * 7 * 7, s.box_head_dim),
+            box_batch_size_per_image=128,
+            box_score_thresh=s.score_thresh,
+        )
+        if kind == "faster_rcnn":
+            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+            model: nn.Module = FasterRCNN(
+                backbone, num_classes=None, box_predictor=FastRCNNPredictor(s.box_head_dim, num_classes + 1),
+                **kwargs, **common)
+        else:
+            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+            from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+
+            mask_pool = MultiScaleRoIAlign(featmap_names=list(_RCNN_LEVELS), output_size=14, sampling_ratio=2)
+            mask_layers = (C, C)
+            model = MaskRCNN(
+                backbone, num_classes=None, box_predictor=FastRCNNPredictor(s.box_head_dim, num_classes + 1),
+                mask_roi_pool=mask_pool, mask_head=MaskRCNNHeads(C, mask_layers, 1),
+                mask_predictor=MaskRCNNPredictor(mask_layers[-1], C, num_classes + 1),
+                **kwargs, **common)
+    else:
+        backbone = PyramidFPN(body, _ONE_STAGE_LEVELS, _channels_of(body, _ONE_STAGE_LEVELS), C,
+                              LastLevelP6P7(C, C))
+        base = (32, 64, 128, 256, 512)  # P3..P7 (stride 8..128), torchvision's RetinaNet
+        if kind == "retinanet":
+            from torchvision.models.detection.retinanet import RetinaNetHead
+
+            sizes = _scaled_sizes(base, side)
+            anchors = AnchorGenerator(tuple((a, a * 2 ** (1 / 3), a * 2 ** (2 / 3)) for a in sizes),
+                                      ((0.5, 1.0, 2.0),) * len(sizes))
+            head = RetinaNetHead(C, anchors.num_anchors_per_location()[0], num_classes + 1)
+            model = RetinaNet(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
+                              score_thresh=s.score_thresh, detections_per_img=100, **common)
+        else:
+            # FCOS: one "anchor" per location whose size (= stride at 800 px) sets the level's regression
+            # range [4a, 8a]; scaled with the side so levels keep their share of object sizes.
+            sizes = _scaled_sizes((8, 16, 32, 64, 128), side)
+            anchors = AnchorGenerator(tuple((a,) for a in sizes), ((1.0,),) * len(sizes))
+            head = FCOSHead(C, 1, num_classes + 1, num_convs=s.head_convs)
+            model = FCOS(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
+                         score_thresh=s.score_thresh, detections_per_img=100, **common)
+
+    model.transform = _NoResizeTransform(side, list(IMAGE_MEAN), list(IMAGE_STD))
+    model.input_side = side
+    model.piip_cfg = scaled
+    model.detector_kind = kind
+    return model
+
+
+def build_classifier(cfg: PIIPConfig, *, settings: ProxySettings | None = None) -> nn.Module:
+    """The PIIP classifier of a `task: classification` config (logits over `cfg.num_classes`).
+
+    Resolutions are scaled by `settings.resolution_scale`; `model.input_side` is the image side to feed.
+    """
+    from piip_search.models import build_piip
+
+    s = settings or ProxySettings()
+    if cfg.task != "classification":
+        raise ConfigError(f"task: build_classifier needs a classification config, got {cfg.task!r}")
+    scaled = scale_config(cfg, s.resolution_scale)
+    model = build_piip(scaled)
+    model.input_side = scaled.input_resolution
+    model.piip_cfg = scaled
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _unused(x: Any) -> torch.Tensor:  # pragma: no cover - keeps torch import used for typing tools
+    return torch.as_tensor(x)
