@@ -81,31 +81,128 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("run: wired by the search module")
+    from piip_search.search import SearchSpace, default_space_path, run_search
+    from piip_search.search._results import pareto_front
+
+    space_path = args.space or default_space_path()
+    space = SearchSpace.from_yaml(space_path)
+    name = args.study or space.name
+    study, outcomes = run_search(
+        space, name=name, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
+        sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue, resume=args.resume,
+        device=args.device, backend=args.backend)
+    _print_front(pareto_front(study), title=f"study {name}: {len(outcomes)} trials run now")
+    print(f"next: piip-search pareto {name} | piip-search export {name} --select knee --out {name}-knee.yaml"
+          + ("" if args.trials_dir == "trials" else f" --trials-dir {args.trials_dir}"), file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    raise NotImplementedError("worker: wired by the search module")
+    from piip_search.search import run_worker
+
+    outcomes = run_worker(args.study, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
+                          device=args.device)
+    print(f"worker finished {len(outcomes)} trials of study {args.study}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    raise NotImplementedError("status: wired by the search module")
+    from piip_search.search._driver import attach_study
+    from piip_search.search._results import status_summary
+
+    study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
+    info = status_summary(study)
+    if args.json:
+        print_json(info)
+        return EXIT_OK
+    from rich.table import Table
+
+    t = Table(title=f"study {info['study']}")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("trials", str(info["n_trials"]))
+    for k, v in info["by_status"].items():
+        t.add_row(f"  {k}", str(v))
+    t.add_row("front size", str(info["front_size"]))
+    t.add_row("hypervolume", f"{info['hypervolume']:.6g}")
+    t.add_row("reference point", str(info["reference_point"]))
+    t.add_row("best AP on front", "-" if info["best_ap"] is None else f"{info['best_ap']:.4f}")
+    _console().print(t)
+    return EXIT_OK
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
-    raise NotImplementedError("pareto: wired by the search module")
+    from piip_search.search._driver import attach_study
+    from piip_search.search._results import pareto_front
+
+    study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
+    front = pareto_front(study)
+    if args.json:
+        d = front.to_dict()
+        print_json({"study": args.study, "hypervolume": d["hypervolume"], "reference_point": d["reference_point"],
+                    "objectives": d["objectives"], "knee": d["knee"], "front": d["front"]})
+        return EXIT_OK
+    _print_front(front, title=f"Pareto front of study {args.study}")
+    return EXIT_OK
+
+
+def _print_front(front, *, title: str) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, caption=f"hypervolume {front.hypervolume:.6g} (reference {front.reference_point}); "
+                                   f"FLOPs are multiply-adds")
+    for col in ("trial", "GFLOPs", "params (M)", "AP", "knee", "branches (model@resolution)", "interactions"):
+        t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
+    for r in front.points:
+        cfg = r.config or {}
+        br = " / ".join(f"{b.get('model') or 'd%s' % b.get('embed_dim')}@{b.get('resolution')}"
+                        for b in cfg.get("branches", []))
+        it = cfg.get("interactions", {})
+        t.add_row(str(r.number), f"{r.gflops:.4f}", f"{(r.params or 0) / 1e6:.3f}", f"{(r.ap or 0):.4f}",
+                  "*" if front.knee is r else "", br,
+                  f"{it.get('count', '')} {it.get('direction', '')} {it.get('attention', '')}")
+    if not front.points:
+        t.add_row("-", "-", "-", "-", "", "no feasible trial at full fidelity yet", "")
+    _console().print(t)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    raise NotImplementedError("export: wired by the export module")
+    from piip_search.export import export_study
+    from piip_search.search._driver import attach_study
+
+    study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
+    paths = export_study(study, select_spec=args.select, out=args.out, fmt=args.format)
+    for p in paths:
+        print(p)
+    return EXIT_OK
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    raise NotImplementedError("report: wired by the export module")
+    from pathlib import Path
+
+    from piip_search.export import render_report, report_info
+    from piip_search.search._driver import attach_study
+
+    study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
+    out = args.out or str(Path(args.trials_dir) / args.study / "report.html")
+    print(render_report(report_info(study), out))
+    return EXIT_OK
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    raise NotImplementedError("dashboard: wired by the export module")
+    from piip_search.search._driver import attach_study
+
+    study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        from piip_search.errors import PiipSearchError
+
+        raise PiipSearchError("dashboard needs optuna-dashboard: pip install 'piip-search[dashboard]'") from None
+    print(f"optuna-dashboard for study {args.study} on http://127.0.0.1:{args.port}/ (Ctrl-C to stop)",
+          file=sys.stderr)
+    run_server(study._storage, host="127.0.0.1", port=args.port)
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------------

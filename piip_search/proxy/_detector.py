@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import nn
 from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.fcos import FCOSHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.retinanet import RetinaNetHead
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
@@ -108,15 +109,6 @@ def _channels_of(body: nn.Module, levels: tuple[str, ...]) -> list[int]:
     return [int(oc[_PYRAMID.index(k)]) for k in levels]
 
 
-def _check_pyramid(body: nn.Module, side: int) -> None:
-    """One cheap forward at batch 1 would be exact, but costs a pass; check the contract statically."""
-    if not callable(getattr(body, "forward", None)):
-        raise TypeError(f"the backbone {type(body).__name__} is not a module with forward()")
-    if side % 32:
-        # p5 (stride 32) is then a floor; the FPN and RoIAlign cope, but say it in the repr.
-        pass
-
-
 def _scaled_sizes(base: tuple[float, ...], side: int) -> tuple[float, ...]:
     f = side / REFERENCE_SIDE
     return tuple(round(b * f, 2) for b in base)
@@ -160,7 +152,6 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
     scaled = scale_config(cfg, s.resolution_scale)
     side = scaled.input_resolution
     body = build_piip(scaled)
-    _check_pyramid(body, side)
     C = s.fpn_channels
     common: dict[str, Any] = dict(min_size=side, max_size=side, image_mean=list(IMAGE_MEAN),
                                   image_std=list(IMAGE_STD))
@@ -182,15 +173,10 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
             box_score_thresh=s.score_thresh,
         )
         if kind == "faster_rcnn":
-            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-
             model: nn.Module = FasterRCNN(
                 backbone, num_classes=None, box_predictor=FastRCNNPredictor(s.box_head_dim, num_classes + 1),
                 **kwargs, **common)
         else:
-            from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
-            from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-
             mask_pool = MultiScaleRoIAlign(featmap_names=list(_RCNN_LEVELS), output_size=14, sampling_ratio=2)
             mask_layers = (C, C)
             model = MaskRCNN(
@@ -203,8 +189,6 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
                               LastLevelP6P7(C, C))
         base = (32, 64, 128, 256, 512)  # P3..P7 (stride 8..128), torchvision's RetinaNet
         if kind == "retinanet":
-            from torchvision.models.detection.retinanet import RetinaNetHead
-
             sizes = _scaled_sizes(base, side)
             anchors = AnchorGenerator(tuple((a, a * 2 ** (1 / 3), a * 2 ** (2 / 3)) for a in sizes),
                                       ((0.5, 1.0, 2.0),) * len(sizes))
@@ -243,10 +227,3 @@ def build_classifier(cfg: PIIPConfig, *, settings: ProxySettings | None = None) 
     model.piip_cfg = scaled
     return model
 
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def _unused(x: Any) -> torch.Tensor:  # pragma: no cover - keeps torch import used for typing tools
-    return torch.as_tensor(x)

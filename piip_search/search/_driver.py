@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError, SearchSpaceError, StudyError
 from piip_search.search._evaluators import EvalContext, Evaluator, resolve_evaluator
-from piip_search.search._storage import load_study, open_storage, study_dir
+from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 
 SAMPLERS = ("nsga2", "tpe", "gp", "random")
 DEFAULT_SAMPLER = "tpe"
@@ -145,6 +145,16 @@ class SearchDriver:
 
     # ---- one trial --------------------------------------------------------------------------------------
     def run_one(self) -> TrialOutcome:
+        prepared = self.prepare()
+        if isinstance(prepared, TrialOutcome):
+            return prepared
+        return self._evaluate(*prepared)
+
+    def prepare(self) -> TrialOutcome | tuple[optuna.Trial, PIIPConfig, Path, int, int]:
+        """Everything before training: sample, count, budget check, duplicate check.
+
+        Returns a finished outcome (invalid, infeasible, duplicate) or what `_evaluate` needs.
+        """
         trial = self.study.ask()
         trial.set_user_attr("worker", worker_id())
         try:
@@ -182,8 +192,7 @@ class SearchDriver:
             if prev_status == "pruned" or prev.state == TrialState.PRUNED:
                 return self._finish(trial, tdir, "pruned", flops, params, metrics, pruned=True)
             return self._finish(trial, tdir, prev_status or "ok", flops, params, metrics)
-
-        return self._evaluate(trial, cfg, tdir, flops, params)
+        return trial, cfg, tdir, flops, params
 
     def _evaluate(self, trial: optuna.Trial, cfg: PIIPConfig, tdir: Path, flops: int, params: int) -> TrialOutcome:
         schedule = fidelity_of(self.space)
@@ -371,7 +380,8 @@ def enqueue_configs(study: optuna.Study, space: Any, refs: list[str]) -> list[st
 def run_search(space: Any, *, name: str | None = None, storage_url: str | None = None,
                trials_dir: str | Path = "trials", n_trials: int | None = None, sampler: str | None = None,
                seed: int | None = 0, evaluator: str | None = None, enqueue: list[str] | None = None,
-               resume: bool = False, device: str | None = None, progress: bool = True) -> tuple[optuna.Study, list]:
+               resume: bool = False, device: str | None = None, progress: bool = True,
+               backend: str = "optuna", max_concurrent: int | None = None) -> tuple[optuna.Study, list]:
     """The `piip-search run` entry point as a function."""
     name = name or getattr(space, "name", None) or "default"
     sampler = sampler or getattr(space, "sampler", None) or DEFAULT_SAMPLER
@@ -384,4 +394,24 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
     driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
     driver.recover_stale_trials()
     n = n_trials if n_trials is not None else int(getattr(space, "trials", None) or 20)
+    if backend == "ray":
+        from piip_search.search._ray import run_with_ray
+
+        url = storage_url or default_storage_url(trials_dir, name)
+        return study, run_with_ray(driver, n, storage_url=url, trials_dir=trials_dir,
+                                   evaluator_spec=evaluator or getattr(space, "evaluator", None) or "builtin:proxy",
+                                   max_concurrent=max_concurrent, progress=progress)
+    if backend != "optuna":
+        raise SearchSpaceError(f"--backend: must be optuna or ray, got {backend!r}")
     return study, driver.run(n, progress=progress)
+
+
+def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials", n_trials: int | None = None,
+               device: str | None = None, evaluator: str | None = None, progress: bool = True) -> list:
+    """`piip-search worker`: one more process on a running study (same space, storage, budgets, front)."""
+    study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
+    fn = resolve_evaluator(evaluator or getattr(space, "evaluator", None) or "builtin:proxy")
+    driver = SearchDriver(study, space, study_path=study_dir(trials_dir, name), evaluator=fn, device=device)
+    driver.recover_stale_trials()
+    n = n_trials if n_trials is not None else int(getattr(space, "trials", None) or 20)
+    return driver.run(n, progress=progress)

@@ -1,0 +1,188 @@
+"""Read a study back: trial records, the Pareto front at full fidelity, hypervolume, knee, selections.
+
+Compute only (no rendering): the CLI, the report and `export` render what these functions return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from piip_search.errors import StudyError
+from piip_search.search import _pareto
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    state: str
+    status: str
+    flops: int | None
+    params: int | None
+    ap: float | None
+    values: list[float] | None
+    config: dict[str, Any] | None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None
+
+    @property
+    def gflops(self) -> float | None:
+        return None if self.flops is None else self.flops / 1e9
+
+    @property
+    def on_front_candidate(self) -> bool:
+        """Full-fidelity, feasible, successful: the only trials the front may use."""
+        return self.state == "COMPLETE" and self.status == "ok" and self.values is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["trial"] = d.pop("number")
+        return d
+
+
+@dataclass
+class FrontInfo:
+    objectives: list[tuple[str, str]]
+    points: list[TrialRecord]  # non-dominated, sorted by the first objective
+    hypervolume: float
+    reference_point: list[float]
+    knee: TrialRecord | None
+    n_trials: int
+    n_candidates: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objectives": [{"name": n, "direction": d} for n, d in self.objectives],
+            "front": [p.to_dict() for p in self.points],
+            "hypervolume": self.hypervolume,
+            "reference_point": self.reference_point,
+            "knee": None if self.knee is None else self.knee.number,
+            "n_trials": self.n_trials,
+            "n_candidates": self.n_candidates,
+        }
+
+
+def records(study: optuna.Study) -> list[TrialRecord]:
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        ua = t.user_attrs
+        metrics = ua.get("metrics", {}) or {}
+        ap = metrics.get("ap")
+        out.append(TrialRecord(
+            number=t.number, state=t.state.name, status=ua.get("status", t.state.name.lower()),
+            flops=ua.get("flops"), params=ua.get("params"),
+            ap=None if ap is None else float(ap),
+            values=list(t.values) if t.state == TrialState.COMPLETE and t.values is not None else None,
+            config=ua.get("config"), metrics=metrics, fingerprint=ua.get("fingerprint"),
+        ))
+    return out
+
+
+def study_objectives(study: optuna.Study) -> list[tuple[str, str]]:
+    objs = study.user_attrs.get("objectives")
+    if objs:
+        return [(str(n), str(d)) for n, d in objs]
+    return [(f"objective_{i}", d.name.lower()) for i, d in enumerate(study.directions)]
+
+
+def reference_point(study: optuna.Study, candidates: list[TrialRecord]) -> list[float]:
+    """Explicit, documented reference point: for minimised objectives the budget if the space has one
+    (FLOPs: `max_gflops`, params: `max_params_m`) else 1.1 x the worst candidate; for maximised ones 0."""
+    objs = study_objectives(study)
+    space = study.user_attrs.get("space", {}) or {}
+    budgets = space.get("budgets", {}) or {}
+    stored = study.user_attrs.get("reference_point")
+    if stored is not None:
+        return [float(x) for x in stored]
+    ref = []
+    for i, (name, direction) in enumerate(objs):
+        if direction == "maximize":
+            ref.append(0.0)
+            continue
+        budget = {"flops": budgets.get("max_gflops"), "params": budgets.get("max_params_m")}.get(name)
+        if budget is not None:
+            ref.append(float(budget))
+        else:
+            worst = max((c.values[i] for c in candidates), default=1.0)
+            ref.append(float(worst) * 1.1)
+    return ref
+
+
+def pareto_front(study: optuna.Study) -> FrontInfo:
+    recs = records(study)
+    objs = study_objectives(study)
+    directions = [d for _, d in objs]
+    cand, seen = [], set()
+    for r in recs:  # one point per architecture: duplicates of a config carry the same values
+        if r.on_front_candidate and r.fingerprint not in seen:
+            cand.append(r)
+            seen.add(r.fingerprint)
+    ref = reference_point(study, cand)
+    if not cand:
+        return FrontInfo(objs, [], 0.0, ref, None, len(recs), 0)
+    pts = np.array([c.values for c in cand], dtype=float)
+    mask = _pareto.pareto_mask(pts, directions)
+    front = [c for c, m in zip(cand, mask) if m]
+    front.sort(key=lambda r: r.values[0])
+    fpts = np.array([f.values for f in front], dtype=float)
+    hv = float(_pareto.hypervolume(fpts, ref, directions))
+    knee_idx = _pareto.knee_point(fpts, directions) if len(front) > 2 else None
+    knee = front[knee_idx] if knee_idx is not None else None
+    return FrontInfo(objs, front, hv, ref, knee, len(recs), len(cand))
+
+
+def select(front: FrontInfo, spec: str) -> list[TrialRecord]:
+    """`knee` | `max-ap` | `min-flops` | `budget:<gflops>` (best AP within the budget) | `all` | `trial:<n>`."""
+    pts = front.points
+    if not pts:
+        raise StudyError("the study has no feasible, completed trial at full fidelity yet: nothing to select")
+    spec = spec.strip()
+    if spec == "all":
+        return list(pts)
+    if spec == "max-ap":
+        return [max(pts, key=lambda r: (r.ap or 0.0, -(r.flops or 0)))]
+    if spec == "min-flops":
+        return [min(pts, key=lambda r: (r.flops or 0, -(r.ap or 0.0)))]
+    if spec == "knee":
+        if front.knee is not None:
+            return [front.knee]
+        return [max(pts, key=lambda r: (r.ap or 0.0, -(r.flops or 0)))]  # 1-2 points: no knee, take max AP
+    if spec.startswith("budget:"):
+        try:
+            g = float(spec.split(":", 1)[1])
+        except ValueError:
+            raise StudyError(f"--select {spec!r}: the budget must be a number of GFLOPs, e.g. budget:250") from None
+        within = [r for r in pts if (r.gflops or 0.0) <= g]
+        if not within:
+            cheapest = min(r.gflops or 0.0 for r in pts)
+            raise StudyError(f"--select {spec!r}: no front point within {g:g} GFLOPs (cheapest: {cheapest:.3f})")
+        return [max(within, key=lambda r: (r.ap or 0.0, -(r.flops or 0)))]
+    if spec.startswith("trial:"):
+        n = spec.split(":", 1)[1]
+        hit = [r for r in pts if str(r.number) == n]
+        if not hit:
+            raise StudyError(f"--select {spec!r}: trial {n} is not on the Pareto front")
+        return hit
+    raise StudyError(f"--select: must be knee, max-ap, min-flops, budget:<gflops>, all or trial:<n>, got {spec!r}")
+
+
+def status_summary(study: optuna.Study) -> dict[str, Any]:
+    recs = records(study)
+    by_status: dict[str, int] = {}
+    for r in recs:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    front = pareto_front(study)
+    return {
+        "study": study.study_name,
+        "n_trials": len(recs),
+        "by_status": dict(sorted(by_status.items())),
+        "front_size": len(front.points),
+        "hypervolume": front.hypervolume,
+        "reference_point": front.reference_point,
+        "objectives": [{"name": n, "direction": d} for n, d in front.objectives],
+        "best_ap": max((r.ap for r in front.points if r.ap is not None), default=None),
+    }
