@@ -73,7 +73,28 @@ def _cmd_describe(args: argparse.Namespace) -> int:
 
 
 def _cmd_make_data(args: argparse.Namespace) -> int:
-    raise NotImplementedError("make-data: wired by the data module")
+    from piip_search.data import (
+        DEFAULT_IMAGES,
+        DEFAULT_SIZE,
+        SYNTHETIC_CLASSES,
+        coco_layout,
+        load_coco_json,
+        make_synthetic_coco,
+    )
+
+    images = DEFAULT_IMAGES if args.images is None else args.images
+    size = DEFAULT_SIZE if args.size is None else args.size
+    root = make_synthetic_coco(args.out, images=images, size=size, seed=args.seed)
+    layout = coco_layout(root)
+    print(f"wrote a synthetic COCO dataset to {root}")
+    for split, img_dir, ann in (("train", layout.train_images, layout.train_json),
+                                ("val", layout.val_images, layout.val_json)):
+        coco = load_coco_json(ann)
+        print(f"  {split:5s} {len(coco['images']):5d} images  {len(coco['annotations']):6d} objects  "
+              f"{img_dir}/  {ann}")
+    classes = ", ".join(SYNTHETIC_CLASSES)
+    print(f"  {size}x{size} px, seed {args.seed}, {len(SYNTHETIC_CLASSES)} classes: {classes}")
+    return EXIT_OK
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

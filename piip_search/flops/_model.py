@@ -1,7 +1,131 @@
-"""Convention `model` (placeholder until piip_search.models lands)."""
+"""Convention `model`: multiply-adds and parameters of the backbone that `models.build_piip(cfg)` builds.
+
+Analytic (no model is built) and defined to agree with `traced_flops` (fvcore plus the handles of
+`_traced.py`) op by op, for a batch-1 square image at the last branch's resolution:
+
+* Linear: tokens * in * out; Conv2d: out pixels * k*k * C_in/groups * C_out; ConvTranspose2d: in pixels *
+  k*k * C_in * C_out (biases are not counted: fvcore's rule);
+* attention matmuls, QK^T and AV: 2 * N_q * N_k * D per block; windows as built: every (padded) window costs
+  2 * (ws^2)^2 * D, i.e. 2 * N_pad * ws^2 * D with N_pad = (ceil(G/ws) * ws)^2; a classification branch
+  attends over N + 1 tokens (cls token);
+* windowed qkv: DeiT-type on the real tokens, InternViT-type on the padded tokens (q/k norms likewise);
+* LayerNorm / GroupNorm / RMSNorm: 5 per element (fvcore's estimate for affine norms);
+* deformable sampling: 5 per sampled value (bilinear: 4 taps; attention weighting: 1), i.e.
+  5 * N_q * points * int(d * deform_ratio) per injector (the trace attributes both to grid_sampler);
+* bilinear resizing (the input image to each lower-resolution branch, merged maps to the last grid): 4 per
+  output element (fvcore's rule for upsample_bilinear2d);
+* not counted here or in the trace: activations, softmax, residual adds, LayerScale / gamma / merge-weight
+  multiplies, pos-embed add, max-pool, reshapes.
+
+Parameters are exactly `sum(p.numel() for p in build_piip(cfg).parameters())`: branches (patch conv,
+pos-embed at the branch grid [+ cls slot for InternViT-type], cls token for classification, blocks),
+interactions, and either the detection merge (3x3 conv-GN-ReLU x2 per branch, n weights; none for one branch)
++ simple feature pyramid, or the classification heads (LayerNorm + Linear per branch, on the cls token).
+"""
+
 from __future__ import annotations
+
 from piip_search.config import PIIPConfig
-from piip_search.flops._report import FlopsReport
+from piip_search.flops import _terms as t
+from piip_search.flops._report import FlopsReport, Part, make_report
+
+RULES = t.FVCORE
+BILINEAR = 4  # per output element of a bilinear resize (fvcore)
+DEFORM_SAMPLE = 5  # per sampled value: 4 bilinear taps + 1 attention weight
+
+
+def _resize(cfg: PIIPConfig) -> list[Part]:
+    last = cfg.branches[-1].resolution
+    flops = sum(BILINEAR * 3 * b.resolution ** 2 for b in cfg.branches[:-1] if b.resolution != last)
+    return [Part("resize", 0, flops, "formula")] if flops else []
+
+
+def _branch(cfg: PIIPConfig, i: int) -> list[Part]:
+    b = cfg.branches[i]
+    cls_task = cfg.task == "classification"
+    d, g = b.dim, b.grid
+    n = g * g
+    n_tok = n + 1 if cls_task else n
+    bt = b.block_type
+    mod = t.patch_embed(n, d, RULES)
+    mod += t.Cost((n + (1 if b.family == "internvit" else 0)) * d, 0)  # pos-embed at the branch grid
+    if cls_task:
+        mod += t.Cost(d, 0)  # cls token
+    attn = 0
+    for k in range(b.n_blocks):
+        ws = b.window_of(k)
+        if ws is None:
+            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES)
+            attn += t.attention_matmuls(n_tok, n_tok, d)
+        else:
+            n_pad = t.padded_tokens(g, ws)
+            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES, n_pad if b.family == "internvit" else n_tok)
+            attn += t.attention_matmuls(n_pad, ws * ws, d)
+    name = f"branch{i + 1}"
+    return [Part(name, mod.params, mod.flops, "module"), Part(f"{name}.attention", 0, attn, "formula")]
+
+
+def _interactions(cfg: PIIPConfig) -> list[Part]:
+    injectors = t.directions(cfg.unit_pairs())
+    if not injectors:
+        return []
+    ic, br = cfg.interactions, cfg.branches
+    mod, free = t.ZERO, 0
+    for q, k in injectors:  # query branch q, features from branch k
+        dq, dk, nq, nk = br[q].dim, br[k].dim, br[q].grid ** 2, br[k].grid ** 2
+        if ic.projection:
+            mod += t.linear(nk, dk, dq)
+        mod += t.injector(dq, dq if ic.projection else dk, nq, nk, ic, RULES)
+        if ic.attention == "deformable":
+            free += DEFORM_SAMPLE * nq * ic.points * int(dq * ic.deform_ratio)
+        else:
+            free += t.attention_matmuls(nq, nk, dq)
+    n = cfg.n_interactions
+    label = "deform" if ic.attention == "deformable" else "attention"
+    return [Part("interactions", mod.params * n, mod.flops * n, "module"),
+            Part(f"interactions.{label}", 0, free * n, "formula")]
+
+
+def _merge(cfg: PIIPConfig) -> list[Part]:
+    br = cfg.branches
+    if len(br) == 1:
+        return []
+    d1, g_last = br[0].dim, br[-1].grid
+    c = t.Cost(len(br), 0)  # merge weights
+    for b in br:
+        n = b.grid ** 2
+        c += t.conv(n, b.dim, d1, 3, RULES, bias=False) + t.norm(n, d1, RULES)
+        c += t.conv(n, d1, d1, 3, RULES, bias=False) + t.norm(n, d1, RULES)
+        if b.grid != g_last:
+            c += t.Cost(0, BILINEAR * d1 * g_last * g_last)
+    return [Part("merge", c.params, c.flops, "module")]
+
+
+def _pyramid(cfg: PIIPConfig) -> Part:
+    d, n = cfg.branches[0].dim, cfg.branches[-1].grid ** 2
+    convt = 4 * d * d  # ConvTranspose2d(d, d, 2, 2): charged per input pixel
+    c = t.Cost(convt + d, convt * n)  # fpn1 first ConvT (stride 16 -> 8)
+    c += t.norm(4 * n, d, RULES)  # GroupNorm on the stride-8 map
+    c += t.Cost(convt + d, convt * 4 * n)  # fpn1 second ConvT (8 -> 4)
+    c += t.Cost(convt + d, convt * n)  # fpn2
+    return Part("pyramid", c.params, c.flops, "module")
+
+
+def _heads(cfg: PIIPConfig) -> Part:
+    c = t.ZERO
+    for b in cfg.branches:  # norm + linear on the cls token of every branch
+        c += t.norm(1, b.dim, RULES) + t.linear(1, b.dim, cfg.num_classes)
+    return Part("heads", c.params, c.flops, "module")
+
 
 def count_model(cfg: PIIPConfig) -> FlopsReport:
-    raise NotImplementedError
+    parts: list[Part] = _resize(cfg)
+    for i in range(len(cfg.branches)):
+        parts.extend(_branch(cfg, i))
+    parts.extend(_interactions(cfg))
+    if cfg.task == "classification":
+        parts.append(_heads(cfg))
+    else:
+        parts.extend(_merge(cfg))
+        parts.append(_pyramid(cfg))
+    return make_report(parts, "model", cfg.name)

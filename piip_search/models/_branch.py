@@ -9,7 +9,8 @@ Deviations from the official code:
 * the position embedding is stored at the branch grid G = resolution // 16 (the classification code and the
   README counting convention do the same; the official detection code stores it at the pretrain grid); it is
   bicubically resampled (align_corners=False, no antialias) only when the actual token grid differs;
-* DeiT-type windowed attention applies qkv to the unpadded tokens and zero-pads q/k/v (deit `WindowedAttention`);
+* DeiT-type windowed attention applies qkv to the unpadded tokens and zero-pads q/k/v
+  (deit `WindowedAttention`);
   InternViT-type pads the input and applies qkv to the padded tokens (InternViT `WindowedAttention`);
   the official detection DeiT code uses the padded-input flavour through its flash-attention class;
 * LayerScale gammas exist exactly when `block_type.layer_scale` is not None (DeiT-type default 1.0, so DeiT
@@ -51,7 +52,7 @@ def attention_core(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, scale: 
                    attn_drop: nn.Dropout | None = None) -> torch.Tensor:
     """Softmax attention on (B, heads, N, head_dim) tensors.
 
-    `fused=False` runs the explicit `q @ k^T` / `attn @ v` path, which an fvcore trace counts as `aten::matmul`.
+    `fused=False` runs the explicit `q @ k^T` / `attn @ v` path (an fvcore trace counts `aten::matmul`).
     """
     p = attn_drop.p if attn_drop is not None and attn_drop.training else 0.0
     if fused:
@@ -227,6 +228,9 @@ class PIIPBranch(nn.Module):
 
     def embed(self, img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, int]]:
         """Image (B, 3, H, W) -> patch tokens (B, N, D) with pos-embed, cls token (B, 1, D) or None, grid."""
+        H, W = img.shape[-2:]
+        if H % PATCH_SIZE or W % PATCH_SIZE:  # the stride-16 conv floors; timm's PatchEmbed asserts instead
+            img = img[..., :H - H % PATCH_SIZE, :W - W % PATCH_SIZE]
         x = self.patch_embed(img)  # (B, H/16, W/16, D)
         B, H, W, D = x.shape
         hw = (H, W)
@@ -253,7 +257,7 @@ class PIIPBranch(nn.Module):
 
 
 def create_branch(cfg: BranchConfig, *, task: str) -> PIIPBranch:
-    """Branch module for one `BranchConfig` (family decides pos-embed cls slot, drop-path schedule, padding)."""
+    """Branch for one `BranchConfig`; the family decides pos-embed cls slot, drop-path schedule, padding."""
     internvit = cfg.family == "internvit"
     depth = cfg.n_blocks
     if internvit and task == "detection" and depth > 1:

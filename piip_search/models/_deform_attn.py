@@ -22,7 +22,7 @@ __all__ = ["MSDeformAttn", "deform_attn_core", "reference_points"]
 
 def reference_points(hw: tuple[int, int], *, device: torch.device | None = None,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Normalised token centres ((j + 0.5) / W, (i + 0.5) / H) in row-major order, shape (1, H*W, 1, 2) (§2.6)."""
+    """Token centres ((j + 0.5) / W, (i + 0.5) / H), row-major, shape (1, H*W, 1, 2) (§2.6)."""
     H, W = hw
     ys = (torch.arange(H, device=device, dtype=dtype) + 0.5) / H
     xs = (torch.arange(W, device=device, dtype=dtype) + 0.5) / W
@@ -32,7 +32,7 @@ def reference_points(hw: tuple[int, int], *, device: torch.device | None = None,
 
 def deform_attn_core(value: torch.Tensor, spatial_shapes: list[tuple[int, int]],
                      sampling_locations: torch.Tensor, attention_weights: torch.Tensor) -> torch.Tensor:
-    """Bilinear sampling (zeros outside, align_corners=False) weighted by attention, summed over levels/points.
+    """Bilinear sampling (zeros outside, align_corners=False), attention-weighted sum over levels/points.
 
     Args:
         value: (B, N_k, heads, head_dim), levels concatenated in `spatial_shapes` order.

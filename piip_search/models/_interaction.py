@@ -3,8 +3,8 @@
 A unit joins two branches a < b (a = larger model at lower resolution). Each enabled direction has an
 optional Linear projection of the source tokens to the query width and an `Injector` on the query branch.
 Both directions of a unit read the pre-unit features of both sides. An `InteractionBlock` holds the units
-of one interaction in `PIIPConfig.unit_pairs()` order (the official order: from the high-resolution end towards
-branch 1); units run one after another, so a later unit sees the branches updated by an earlier one.
+of one interaction in `PIIPConfig.unit_pairs()` order (the official order: from the high-resolution end
+towards branch 1); units run one after another, so a later unit sees the branches updated by an earlier one.
 This is generic in the number of branches and in the direction topology (bidirectional, top-down,
 bottom-up, all-pairs, none).
 
@@ -192,7 +192,8 @@ class InteractionBlock(nn.Module):
         cfg: interaction settings.
     """
 
-    def __init__(self, dims: list[int], pairs: list[tuple[int, int, bool, bool]], cfg: InteractionConfig) -> None:
+    def __init__(self, dims: list[int], pairs: list[tuple[int, int, bool, bool]],
+                 cfg: InteractionConfig) -> None:
         super().__init__()
         self.pairs = [(a, b) for a, b, _, _ in pairs]
         self.units = nn.ModuleList(
@@ -201,7 +202,7 @@ class InteractionBlock(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        """§2.4: Linear trunc_normal(0.02)/0, LN (1, 0), conv normal(0, sqrt(2/fan_out)); deform attn own init."""
+        """§2.4: Linear trunc_normal(.02)/0, LN (1, 0), conv normal(0, sqrt(2/fan_out)), deform attn own."""
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)
@@ -223,9 +224,10 @@ class InteractionBlock(nn.Module):
                 if m.ffn is not None:
                     nn.init.zeros_(m.cffn_gamma)
 
-    def forward(self, xs: list[torch.Tensor], hws: list[Grid], refs: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, xs: list[torch.Tensor], hws: list[Grid],
+                refs: list[torch.Tensor]) -> list[torch.Tensor]:
         """xs: patch tokens (B, N_i, D_i) per branch; refs: `reference_points(hws[i])` per branch."""
         xs = list(xs)
-        for (a, b), unit in zip(self.pairs, self.units):
+        for (a, b), unit in zip(self.pairs, self.units, strict=True):
             xs[a], xs[b] = unit(xs[a], xs[b], hws[a], hws[b], refs[a], refs[b])
         return xs

@@ -32,8 +32,8 @@ class ShapeSpec(NamedTuple):
 
 def _merge_convs(d_in: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(d_in, d_out, 3, padding=1, bias=False), nn.GroupNorm(GN_GROUPS, d_out), nn.ReLU(inplace=True),
-        nn.Conv2d(d_out, d_out, 3, padding=1, bias=False), nn.GroupNorm(GN_GROUPS, d_out), nn.ReLU(inplace=True),
+        nn.Conv2d(d_in, d_out, 3, padding=1, bias=False), nn.GroupNorm(GN_GROUPS, d_out), nn.ReLU(True),
+        nn.Conv2d(d_out, d_out, 3, padding=1, bias=False), nn.GroupNorm(GN_GROUPS, d_out), nn.ReLU(True),
     )
 
 
@@ -125,7 +125,7 @@ class ClassificationHead(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        for norm, head in zip(self.norms, self.heads):
+        for norm, head in zip(self.norms, self.heads, strict=True):
             norm.reset_parameters()
             trunc_normal_(head.weight, std=0.02)
             nn.init.zeros_(head.bias)
@@ -133,5 +133,5 @@ class ClassificationHead(nn.Module):
     def forward(self, cls_tokens: list[torch.Tensor]) -> torch.Tensor:
         """cls_tokens: (B, D_i) per branch -> logits (B, num_classes)."""
         # The official code reads norm(x)[:, 0] of the patch tokens (top-left patch); we read the cls token.
-        logits = [head(norm(c)) for c, norm, head in zip(cls_tokens, self.norms, self.heads)]
+        logits = [head(norm(c)) for c, norm, head in zip(cls_tokens, self.norms, self.heads, strict=True)]
         return torch.stack(logits, 0).mean(0)
