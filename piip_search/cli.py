@@ -98,7 +98,24 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    raise NotImplementedError("train: wired by the proxy module")
+    from piip_search.proxy import ProxySettings, train_proxy
+
+    overrides = {k: v for k, v in (("iters", args.iters), ("detector", args.detector), ("device", args.device))
+                 if v is not None}
+    settings = ProxySettings(**overrides)  # a bad value raises ConfigError: exit 2 with its message
+    result = train_proxy(args.config, args.data, settings, progress=sys.stderr.isatty() or not args.json)
+    if args.json:
+        print_json(result.to_dict())
+    elif result.ok:
+        metrics = "  ".join(f"{k} {v:.4f}" for k, v in result.metrics().items())
+        print(f"{metrics}\niters {result.iters} ({result.stop_reason})  wall {result.wall_s:.1f} s  "
+              f"{result.images_per_s or 0:.1f} img/s  peak memory {result.peak_mem_mb or 0:.0f} MB  "
+              f"input {result.input_side}px  {result.detector or 'classifier'} on {result.device}")
+    if not result.ok:
+        print(f"piip-search train: {result.status}: {result.message}", file=sys.stderr)
+    if result.ok:
+        return EXIT_OK
+    return EXIT_BAD_INPUT if result.status in ("invalid_config", "data_error") else EXIT_INTERNAL
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ COUNTERS: Registry[Callable[[PIIPConfig], FlopsReport]] = Registry("FLOPs conven
 
 _CACHE: OrderedDict[tuple[str, str], FlopsReport] = OrderedDict()
 _CACHE_SIZE = 4096
+_LOCK = threading.Lock()  # searches may count from several threads
 
 
 def _register() -> None:
@@ -47,18 +49,22 @@ def count(cfg: PIIPConfig | str | Path, convention: str = "paper", *, cache: boo
         cfg = load_config(cfg)
     counter = COUNTERS.get(convention)
     if not cache:
-        return dataclasses.replace(counter(cfg), name=cfg.name)
+        return counter(cfg)
     key = (convention, cfg.fingerprint())
-    rep = _CACHE.get(key)
+    with _LOCK:
+        rep = _CACHE.get(key)
+        if rep is not None:
+            _CACHE.move_to_end(key)
     if rep is None:
         rep = counter(cfg)
-        _CACHE[key] = rep
-        if len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    else:
-        _CACHE.move_to_end(key)
+        with _LOCK:
+            _CACHE[key] = rep
+            if len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
     return rep if rep.name == cfg.name else dataclasses.replace(rep, name=cfg.name)
 
 
 def clear_cache() -> None:
-    _CACHE.clear()
+    """Forget every cached count."""
+    with _LOCK:
+        _CACHE.clear()

@@ -30,7 +30,7 @@ def _g(x: int) -> str:
 def flops_table(rep: FlopsReport, title: str | None = None) -> Table:
     from rich.table import Table
 
-    head = title or f"{rep.name or 'config'}: params and FLOPs [convention {rep.convention}]"
+    head = title or f"{rep.name or 'config'}: params and FLOPs, convention {rep.convention!r}"
     table = Table(title=f"{head}\n{UNIT_NOTE}", caption=_CONVENTION_NOTE.get(rep.convention),
                   title_justify="left", caption_justify="left")
     table.add_column("part")
@@ -84,10 +84,15 @@ def interactions_lines(cfg: PIIPConfig) -> list[str]:
             if ic.attention == "deformable" else f"regular cross-attention (heads {ic.heads})")
     lines = [
         f"interactions: {cfg.n_interactions} x [{', '.join(units)}], direction {ic.direction}",
-        f"  attention: {attn}; CFFN: {f'ratio {ic.cffn_ratio}' if ic.cffn else 'off'}; "
-        f"projection: {'on' if ic.projection else 'off'}; norm: {'LayerNorm' if ic.norm else 'none'}",
+        f"  attention: {attn}",
+        f"  CFFN: {f'ratio {ic.cffn_ratio}' if ic.cffn else 'off'}; projection: "
+        f"{'on' if ic.projection else 'off'}; norm: {'LayerNorm' if ic.norm else 'none'}",
     ]
     for i, ranges in enumerate(cfg.block_ranges):
-        shown = ", ".join(f"{s}-{e}" if e > s else str(s) for s, e in ranges)
-        lines.append(f"  branch{i + 1} block ranges: {shown}")
+        shown = [f"{s}-{e}" if e > s else str(s) for s, e in ranges]
+        sizes = {e - s + 1 for s, e in ranges}
+        if len(ranges) > 4:
+            shown = [*shown[:2], "...", shown[-1]]
+        per = f"{min(sizes)}" if len(sizes) == 1 else f"{min(sizes)}-{max(sizes)}"
+        lines.append(f"  branch{i + 1}: {len(ranges)} block ranges of {per} block(s): {', '.join(shown)}")
     return lines

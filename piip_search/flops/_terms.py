@@ -105,8 +105,8 @@ def injector(d: int, d_f: int, n_q: int, n_k: int, ic: InteractionConfig, rules:
 
     Deformable: sampling_offsets d -> heads*points*2, attention_weights d -> heads*points (one level),
     value_proj d_f -> int(d*ratio), output_proj int(d*ratio) -> d. Regular: wq d -> d, wk/wv d_f -> d
-    (no bias), proj d -> d. Plus query/feat LayerNorms (if `ic.norm`), ca_gamma, and with CFFN: LayerNorm, fc1 d -> h,
-    3x3 depthwise conv (bias) on the query grid, fc2 h -> d, cffn_gamma (h = int(d * cffn_ratio)).
+    (no bias), proj d -> d. Plus query/feat LayerNorms (if `ic.norm`), ca_gamma, and with CFFN: LayerNorm,
+    fc1 d -> h, 3x3 depthwise conv (bias) on the query grid, fc2 h -> d, cffn_gamma (h = int(d * cffn_ratio)).
     The parameter-free part (sampling / attention matmuls) is left to the convention.
     """
     c = ZERO

@@ -114,27 +114,27 @@ def _handles() -> dict[str, Any]:
     }
 
 
-class _FlatOutput:
-    """Wraps a module so its dict/list output becomes a tuple of tensors (what `torch.jit` traces cleanly)."""
+def _flat_output(model: nn.Module) -> nn.Module:
+    """Wrap `model` so that a dict/list output becomes a tuple of tensors (what `torch.jit` traces cleanly).
 
-    @staticmethod
-    def wrap(model: nn.Module) -> nn.Module:
-        from torch import nn
+    The wrapper's only child is `inner`, so module names in the trace are the model's own behind "inner.".
+    """
+    from torch import nn
 
-        class Flat(nn.Module):
-            def __init__(self, inner: nn.Module) -> None:
-                super().__init__()
-                self.inner = inner
+    class FlatOutput(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
 
-            def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-                out = self.inner(x)
-                if isinstance(out, dict):
-                    return tuple(out.values())
-                if isinstance(out, (list, tuple)):
-                    return tuple(out)
-                return (out,)
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = self.inner(x)
+            if isinstance(out, dict):
+                return tuple(out.values())
+            if isinstance(out, (list, tuple)):
+                return tuple(out)
+            return (out,)
 
-        return Flat(model)
+    return FlatOutput(model)
 
 
 def count_module(model: nn.Module, input_size: int, *, max_depth: int = 2) -> TracedReport:
@@ -147,7 +147,7 @@ def count_module(model: nn.Module, input_size: int, *, max_depth: int = 2) -> Tr
         from fvcore.nn import FlopCountAnalysis
 
     t0 = time.perf_counter()
-    wrapped = _FlatOutput.wrap(model).eval()
+    wrapped = _flat_output(model).eval()
     x = torch.zeros(1, 3, input_size, input_size)
     saved = timm_cfg._USE_FUSED_ATTN
     timm_cfg.set_fused_attn(False)

@@ -735,7 +735,7 @@ class SearchSpace:
             r.fail(cpath, f"every choice must be <= the smallest branch depth ({min_depth}: interactions are "
                    f"spread over each branch's blocks)", max(counts))
         if self.task == "classification" and any(w is not None for w in windows):
-            r.fail("branches.window_size" if self.window else "fixed.branches.window_size",
+            r.fail(self.window.path if self.window else "fixed.branches.window_size",
                    "classification branches use global attention (null)",
                    next(w for w in windows if w is not None))
         # strict inversion needs enough distinct choices

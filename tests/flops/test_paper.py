@@ -64,7 +64,7 @@ def test_interaction_param_formulas_of_section_2_8():
 
 def test_parts_sum_to_totals_for_every_shipped_config():
     for name in list_models():
-        for conv in ("paper",):
+        for conv in ("paper", "model"):
             rep = count(name, conv)
             assert sum(p.params for p in rep.parts) == rep.params
             assert sum(p.flops for p in rep.parts) == rep.flops
