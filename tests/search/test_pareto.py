@@ -1,4 +1,4 @@
-"""Pareto tools against brute force: ranks, Pareto set, hypervolume (grid and inclusion-exclusion), crowding, knee."""
+"""Pareto tools against brute force: ranks, front, hypervolume (grid, inclusion-exclusion), crowding, knee."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from piip_search.search import (
 SETTINGS = settings(max_examples=60, deadline=None)
 
 
-# ---- brute-force references ----------------------------------------------------------------------------------
+# ---- brute-force references --------------------------------------------------------------------------------
 def _dom(a, b) -> bool:  # minimisation
     return all(x <= y for x, y in zip(a, b, strict=True)) and any(x < y for x, y in zip(a, b, strict=True))
 
@@ -78,7 +78,7 @@ def float_points(m: int, max_n: int = 6):
 DIRS = st.sampled_from(["minimize", "maximize"])
 
 
-# ---- ranks and the Pareto set ----------------------------------------------------------------------------------
+# ---- ranks and the Pareto set ------------------------------------------------------------------------------
 @SETTINGS
 @given(int_points(2, 25), st.lists(DIRS, min_size=2, max_size=2))
 def test_ranks_2d_match_brute_force(points, directions):
@@ -131,7 +131,7 @@ def test_direction_errors():
         pareto_mask([[1, 2]], ["minimize"])
 
 
-# ---- hypervolume ----------------------------------------------------------------------------------------------
+# ---- hypervolume -------------------------------------------------------------------------------------------
 @SETTINGS
 @given(int_points(2, 12), st.lists(DIRS, min_size=2, max_size=2))
 def test_hypervolume_2d_equals_grid_count(points, directions):
@@ -185,7 +185,7 @@ def test_hypervolume_flops_ap_example_and_edge_cases():
         hypervolume([[1, 2]], [1, 2, 3])
 
 
-# ---- crowding and knee ------------------------------------------------------------------------------------------
+# ---- crowding and knee -------------------------------------------------------------------------------------
 def test_crowding_distance_known_set():
     pts = np.array([[0, 10], [1, 6], [3, 4], [6, 1], [10, 0]], dtype=float)
     cd = crowding_distance(pts)

@@ -25,7 +25,8 @@ BASE = {
         "resolutions": {"low": 64, "high": 256, "step": 32},
         "window_size": {"choices": [None, 8], "per_branch": True},
     },
-    "interactions": {"count": [1, 2], "direction": ["bidirectional", "none"], "attention": ["deformable", "regular"]},
+    "interactions": {"count": [1, 2], "direction": ["bidirectional", "none"],
+                     "attention": ["deformable", "regular"]},
     "fixed": {"task": "detection", "interactions": {"heads": 4}},
     "proxy": {"iters": 60},
 }
@@ -53,7 +54,7 @@ def _with(base: dict, path: str, value) -> dict:
 _DELETE = object()
 
 
-# ---- shipped spaces ---------------------------------------------------------------------------------------------
+# ---- shipped spaces ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module", params=["default", "paper"])
 def shipped(request) -> SearchSpace:
     return SearchSpace.from_yaml(space_path(request.param), check_proxy=False)
@@ -91,7 +92,8 @@ def test_shipped_space_details():
     assert "window_size" in dims and "b0.window_size" not in dims
 
 
-@pytest.mark.parametrize("name", ["piip-tsb-1120-896-448", "piip-sbl-1568-1120-672", "piip-tsbl-1568-1120-672-448"])
+@pytest.mark.parametrize("name", ["piip-tsb-1120-896-448", "piip-sbl-1568-1120-672",
+                                  "piip-tsbl-1568-1120-672-448"])
 def test_published_configs_are_representable_in_paper_space(name):
     paper = SearchSpace.from_yaml("paper", check_proxy=False)
     cfg = load_config(name)
@@ -119,13 +121,15 @@ def test_unrepresentable_configs_say_why(name, match):
 
 def test_non_inverted_config_is_not_representable():
     space = SearchSpace.from_dict(PRESET_BASE)
-    cfg = PIIPConfig.from_dict({"branches": [{"model": "S", "resolution": 448}, {"model": "B", "resolution": 896}],
+    cfg = PIIPConfig.from_dict({"branches": [{"model": "S", "resolution": 448},
+                                             {"model": "B", "resolution": 896}],
                                 "interactions": {"count": 2}})
-    with pytest.raises(SearchSpaceError, match=r"branches\[1\]: not parameter-inverted: larger than branches\[0\]"):
+    match = r"branches\[1\]: not parameter-inverted: larger than branches\[0\]"
+    with pytest.raises(SearchSpaceError, match=match):
         space.params_from_config(cfg)
 
 
-# ---- sampling ---------------------------------------------------------------------------------------------------
+# ---- sampling ----------------------------------------------------------------------------------------------
 def _assert_inverted(space: SearchSpace, cfg: PIIPConfig, strict: bool = False) -> None:
     bs = cfg.branches
     assert len(bs) in space.n_branches.values
@@ -144,7 +148,8 @@ def _assert_inverted(space: SearchSpace, cfg: PIIPConfig, strict: bool = False) 
 @pytest.mark.parametrize("sampler, n", [("random", 300), ("tpe", 60), ("nsga2", 60)])
 def test_samples_are_valid_inverted_and_rebuilt_from_params(shipped, sampler, n):
     make = {"random": lambda: optuna.samplers.RandomSampler(seed=1),
-            "tpe": lambda: optuna.samplers.TPESampler(seed=1, n_startup_trials=10, multivariate=True, group=True),
+            "tpe": lambda: optuna.samplers.TPESampler(seed=1, n_startup_trials=10, multivariate=True,
+                                                      group=True),
             "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=1, population_size=10)}[sampler]
     study = optuna.create_study(directions=shipped.directions, sampler=make())
     seen = set()
@@ -184,7 +189,8 @@ def test_explicit_dims_sort_widths_and_depths_and_derive_heads():
     params = {"n_branches": 3, "b0.embed_dim": 32, "b0.depth": 4, "b0.resolution": 256, "b0.window_size": 8,
               "b1.embed_dim": 128, "b1.depth": 2, "b1.resolution": 64, "b1.window_size": None,
               "b2.embed_dim": 64, "b2.depth": 3, "b2.resolution": 128, "b2.window_size": None,
-              "interactions.direction": "bidirectional", "interactions.count": 2, "interactions.attention": "regular"}
+              "interactions.direction": "bidirectional", "interactions.count": 2,
+              "interactions.attention": "regular"}
     cfg = space.config_from_params(params)
     assert [(b.dim, b.n_blocks, b.heads, b.resolution) for b in cfg.branches] == [
         (128, 4, 4, 64), (64, 3, 2, 128), (32, 2, 1, 256)]
@@ -192,7 +198,8 @@ def test_explicit_dims_sort_widths_and_depths_and_derive_heads():
     assert cfg.interactions.heads == 4 and cfg.interactions.attention == "regular"
     with pytest.raises(SearchSpaceError, match=r"params: missing parameter 'b2.depth'"):
         space.config_from_params({k: v for k, v in params.items() if k != "b2.depth"})
-    with pytest.raises(SearchSpaceError, match=r"params.b0.embed_dim: must be one of \[32, 64, 96, 128\].*got 48"):
+    match = r"params.b0.embed_dim: must be one of \[32, 64, 96, 128\].*got 48"
+    with pytest.raises(SearchSpaceError, match=match):
         space.config_from_params(params | {"b0.embed_dim": 48})
 
 
@@ -234,79 +241,110 @@ def test_an_invalid_draw_is_recorded_and_raised():
     assert "heads=7" in study.trials[0].user_attrs["space.invalid"]
 
 
-# ---- validation errors --------------------------------------------------------------------------------------------
+# ---- validation errors -------------------------------------------------------------------------------------
 ERRORS = [
-    (BASE, "branches.resolutions.step", 20, "branches.resolutions.step: must be a multiple of 16, got 20"),
-    (BASE, "branches.resolutions", [64, 100], r"branches.resolutions\[1\]: must be a multiple of 16, got 100"),
+    (BASE, "branches.resolutions.step", 20,
+     "branches.resolutions.step: must be a multiple of 16, got 20"),
+    (BASE, "branches.resolutions", [64, 100],
+     r"branches.resolutions\[1\]: must be a multiple of 16, got 100"),
     (BASE, "branches.resolutions", {"low": 256, "high": 64, "step": 32},
      "branches.resolutions.high: must be >= low=256, got 64"),
     (BASE, "branches.resolutions", {"low": 64, "high": 240, "step": 32},
      "branches.resolutions.high: high - low must be a multiple of step=32 .*got 240"),
-    (BASE, "branches.resolutions", [], "branches.resolutions: needs at least one choice, got \\[\\]"),
-    (BASE, "branches.resolutions", [64, 64], r"branches.resolutions\[1\]: duplicate choice, got 64"),
-    (BASE, "frobnicate", 1, r"frobnicate: unknown key \(allowed: name, .*\), got 'frobnicate'"),
-    (BASE, "branches.modles", [1], r"branches.modles: unknown key \(allowed: count, models, resolutions, "
-                                   r"window_size\)"),
-    (BASE, "branches", _DELETE, "branches: required key is missing"),
-    (BASE, "branches.count", [0, 2], r"branches.count\[0\]: must be >= 1, got 0"),
-    (BASE, "branches.count", [2, True], r"branches.count\[1\]: must be an integer, got True"),
-    (BASE, "branches.models.embed_dim", [64, 80], "branches.models.embed_dim: every width must be divisible "
-                                                  "by head_dim=32, got 80"),
-    (BASE, "branches.models.num_heads", 2, "branches.models: give exactly one of head_dim .* or num_heads"),
+    (BASE, "branches.resolutions", [],
+     r"branches.resolutions: needs at least one choice, got \[\]"),
+    (BASE, "branches.resolutions", [64, 64],
+     r"branches.resolutions\[1\]: duplicate choice, got 64"),
+    (BASE, "frobnicate", 1,
+     r"frobnicate: unknown key \(allowed: name, .*\), got 'frobnicate'"),
+    (BASE, "branches.modles", [1],
+     r"branches.modles: unknown key \(allowed: count, models, resolutions, window_size\)"),
+    (BASE, "branches", _DELETE,
+     "branches: required key is missing"),
+    (BASE, "branches.count", [0, 2],
+     r"branches.count\[0\]: must be >= 1, got 0"),
+    (BASE, "branches.count", [2, True],
+     r"branches.count\[1\]: must be an integer, got True"),
+    (BASE, "branches.models.embed_dim", [64, 80],
+     "branches.models.embed_dim: every width must be divisible by head_dim=32, got 80"),
+    (BASE, "branches.models.num_heads", 2,
+     "branches.models: give exactly one of head_dim .* or num_heads"),
     (_with(BASE, "branches.models.head_dim", 16), "branches.models.embed_dim", [48, 64],
-     "branches.models.embed_dim: every width must be divisible by 32 with 2\\+ branches .*got 48"),
-    (PRESET_BASE, "branches.models", ["T", "X"], r"branches.models\[1\]: must be one of \['T', 'S', 'B', 'L', "
-                                                r"'H', '6B'\], got 'X'"),
-    (BASE, "interactions.count", [1, 3], r"interactions.count: every choice must be <= the smallest branch depth "
-                                         r"\(2.*got 3"),
-    (BASE, "interactions.direction", ["sideways"], r"interactions.direction\[0\]: must be one of "
-                                                   r"\['bidirectional', .*\], got 'sideways'"),
-    (BASE, "interactions.attention", "flash", r"interactions.attention: must be one of \['deformable', "
-                                              r"'regular'\], got 'flash'"),
-    (BASE, "fixed.interactions.heads", 5, r"branches.models.embed_dim: with deformable interactions every width "
-                                          r"and width\*deform_ratio \(16\) must be divisible by "
-                                          r"fixed.interactions.heads=5, got '32x2'"),
-    (BASE, "fixed.interactions.heads", -1, "fixed.interactions.heads: Input should be greater than 0, got -1"),
-    (BASE, "fixed.interactions.count", 2, "fixed.interactions.count: is searched in interactions.count, got 2"),
-    (BASE, "fixed.interactions.indexes", [[[0, 1]]], "fixed.interactions.indexes: cannot be fixed"),
-    (BASE, "fixed.branches.resolution", 64, "fixed.branches.resolution: is set by the search .*got 64"),
-    (BASE, "fixed.branches.window_size", 8, "fixed.branches.window_size: is searched in branches.window_size"),
-    (BASE, "fixed.branches.drop_path_rate", 2.0, "fixed.branches.drop_path_rate: Input should be less than 1, "
-                                                 "got 2.0"),
-    (BASE, "fixed.branches.colour", "red", "fixed.branches.colour: unknown key"),
-    (BASE, "fixed.name", "x", "fixed.name: cannot be fixed: every sampled config gets its own name"),
-    (BASE, "fixed.task", "segmentation", "fixed.task: Input should be 'detection' or 'classification', "
-                                         "got 'segmentation'"),
+     r"branches.models.embed_dim: every width must be divisible by 32 with 2\+ branches .*got 48"),
+    (PRESET_BASE, "branches.models", ["T", "X"],
+     r"branches.models\[1\]: must be one of \['T', 'S', 'B', 'L', 'H', '6B'\], got 'X'"),
+    (BASE, "interactions.count", [1, 3],
+     r"interactions.count: every choice must be <= the smallest branch depth \(2.*got 3"),
+    (BASE, "interactions.direction", ["sideways"],
+     r"interactions.direction\[0\]: must be one of \['bidirectional', .*\], got 'sideways'"),
+    (BASE, "interactions.attention", "flash",
+     r"interactions.attention: must be one of \['deformable', 'regular'\], got 'flash'"),
+    (BASE, "fixed.interactions.heads", 5,
+     r"branches.models.embed_dim: with deformable interactions every width and width\*deform_ratio \(16\) "
+     r"must be divisible by fixed.interactions.heads=5, got '32x2'"),
+    (BASE, "fixed.interactions.heads", -1,
+     "fixed.interactions.heads: Input should be greater than 0, got -1"),
+    (BASE, "fixed.interactions.count", 2,
+     "fixed.interactions.count: is searched in interactions.count, got 2"),
+    (BASE, "fixed.interactions.indexes", [[[0, 1]]],
+     "fixed.interactions.indexes: cannot be fixed"),
+    (BASE, "fixed.branches.resolution", 64,
+     "fixed.branches.resolution: is set by the search .*got 64"),
+    (BASE, "fixed.branches.window_size", 8,
+     "fixed.branches.window_size: is searched in branches.window_size"),
+    (BASE, "fixed.branches.drop_path_rate", 2.0,
+     "fixed.branches.drop_path_rate: Input should be less than 1, got 2.0"),
+    (BASE, "fixed.branches.colour", "red",
+     "fixed.branches.colour: unknown key"),
+    (BASE, "fixed.name", "x",
+     "fixed.name: cannot be fixed: every sampled config gets its own name"),
+    (BASE, "fixed.task", "segmentation",
+     "fixed.task: Input should be 'detection' or 'classification', got 'segmentation'"),
     (_with(BASE, "fixed.task", "classification"), "fixed.interactions.heads", 4,
-     "branches.window_size.choices: classification branches use global attention \\(null\\), got 8"),
-    (BASE, "budgets.max_gflops", -1, "budgets.max_gflops: must be > 0, got -1"),
-    (BASE, "budgets.max_gflops", 1e-6, r"budgets.max_gflops: is below the cheapest architecture of the space "
-                                       r"\(.* GFLOPs, paper convention\): no sample would be feasible, got 1e-06"),
-    (BASE, "budgets.max_params_m", 1e-6, r"budgets.max_params_m: is below the smallest architecture"),
-    (BASE, "budgets.max_tflops", 1, r"budgets.max_tflops: unknown key"),
-    (BASE, "objectives", [{"ap": "minimize"}], r"objectives\[0\].ap: ap can only be maximized, got 'minimize'"),
-    (BASE, "objectives", ["accuracy"], r"objectives\[0\]: unknown objective; known: .*got 'accuracy'"),
-    (BASE, "objectives", ["flops", "flops"], r"objectives\[1\]: duplicate objective, got 'flops'"),
-    (BASE, "objectives", [], r"objectives: must be a non-empty list"),
-    (BASE, "flops_convention", "fvcore", r"flops_convention: must be one of \['model', 'paper'\], got 'fvcore'"),
-    (BASE, "sampler", "cmaes", r"sampler: must be one of \['nsga2', 'tpe', 'gp', 'random'\], got 'cmaes'"),
-    (BASE, "evaluator", "my_eval", "evaluator: must be 'builtin:<name>' or 'package.module:function', "
-                                   "got 'my_eval'"),
-    (BASE, "name", "my space", "name: must be letters, digits"),
-    (BASE, "inverted", "yes", "inverted: must be true, false or 'strict', got 'yes'"),
-    (BASE, "fidelity", {"rungs": [20, 60], "eta": 1}, "fidelity.eta: must be > 1, got 1"),
-    (BASE, "fidelity", {"rungs": [60, 20]}, r"fidelity.rungs\[1\]: rungs must be strictly increasing "
-                                            r"\(previous 60\), got 20"),
+     r"branches.window_size.choices: classification branches use global attention \(null\), got 8"),
+    (BASE, "budgets.max_gflops", -1,
+     "budgets.max_gflops: must be > 0, got -1"),
+    (BASE, "budgets.max_gflops", 1e-6,
+     r"budgets.max_gflops: is below the cheapest architecture of the space \(.* GFLOPs, paper convention\): "
+     r"no sample would be feasible, got 1e-06"),
+    (BASE, "budgets.max_params_m", 1e-6,
+     "budgets.max_params_m: is below the smallest architecture"),
+    (BASE, "budgets.max_tflops", 1,
+     "budgets.max_tflops: unknown key"),
+    (BASE, "objectives", [{"ap": "minimize"}],
+     r"objectives\[0\].ap: ap can only be maximized, got 'minimize'"),
+    (BASE, "objectives", ["accuracy"],
+     r"objectives\[0\]: unknown objective; known: .*got 'accuracy'"),
+    (BASE, "objectives", ["flops", "flops"],
+     r"objectives\[1\]: duplicate objective, got 'flops'"),
+    (BASE, "objectives", [],
+     "objectives: must be a non-empty list"),
+    (BASE, "flops_convention", "fvcore",
+     r"flops_convention: must be one of \['model', 'paper'\], got 'fvcore'"),
+    (BASE, "sampler", "cmaes",
+     r"sampler: must be one of \['nsga2', 'tpe', 'gp', 'random'\], got 'cmaes'"),
+    (BASE, "evaluator", "my_eval",
+     "evaluator: must be 'builtin:<name>' or 'package.module:function', got 'my_eval'"),
+    (BASE, "name", "my space",
+     "name: must be letters, digits"),
+    (BASE, "inverted", "yes",
+     "inverted: must be true, false or 'strict', got 'yes'"),
+    (BASE, "fidelity", {"rungs": [20, 60], "eta": 1},
+     "fidelity.eta: must be > 1, got 1"),
+    (BASE, "fidelity", {"rungs": [60, 20]},
+     r"fidelity.rungs\[1\]: rungs must be strictly increasing \(previous 60\), got 20"),
     (BASE, "fidelity", {"min_iters": 20, "max_iters": 180},
      r"fidelity: the last rung .* must equal proxy.iters=60 .*got last rung 180"),
-    (BASE, "fidelity", {"rungs": [20, 60], "max_iters": 60}, "fidelity: give either rungs or min_iters/max_iters"),
-    (BASE, "fidelity", {"min_iters": 20}, "fidelity.max_iters: required key is missing"),
+    (BASE, "fidelity", {"rungs": [20, 60], "max_iters": 60},
+     "fidelity: give either rungs or min_iters/max_iters"),
+    (BASE, "fidelity", {"min_iters": 20},
+     "fidelity.max_iters: required key is missing"),
     (_with(PRESET_BASE, "inverted", "strict"), "branches.models", ["S", "B"],
-     r"branches.count: inverted: strict needs a strictly smaller model on every later branch, but branches.models "
-     r"has only 2 distinct choice\(s\): no inverted assignment exists, got 3"),
+     r"branches.count: inverted: strict needs a strictly smaller model on every later branch, but "
+     r"branches.models has only 2 distinct choice\(s\): no inverted assignment exists, got 3"),
     (_with(PRESET_BASE, "inverted", "strict"), "branches.resolutions", [448, 896],
-     r"branches.count: inverted: strict needs strictly increasing resolutions, .* no inverted assignment exists, "
-     r"got 3"),
+     r"branches.count: inverted: strict needs strictly increasing resolutions, .* no inverted assignment "
+     r"exists, got 3"),
 ]
 
 

@@ -1,0 +1,30 @@
+"""Evaluators for driver tests: known AP, no training. Referenced as `tests.search.fake_evaluators:<name>`."""
+
+from __future__ import annotations
+
+import math
+
+CALLS: list[str] = []
+
+
+def known_ap(cfg) -> float:
+    """A smooth, saturating AP: more width and resolution help, with diminishing returns."""
+    widths = sum(b.dim for b in cfg.branches)
+    res = max(b.resolution for b in cfg.branches)
+    return round(1.0 - math.exp(-widths / 200.0) * math.exp(-res / 400.0), 6)
+
+
+def evaluate(cfg, ctx):
+    CALLS.append(cfg.fingerprint())
+    for it in ctx.rungs:
+        if not ctx.report(it, {"ap": known_ap(cfg) * it / max(ctx.rungs)}):
+            return {"status": "ok", "ap": known_ap(cfg) * it / max(ctx.rungs), "stopped": True}
+    return {"status": "ok", "ap": known_ap(cfg), "ap50": min(1.0, known_ap(cfg) + 0.1)}
+
+
+def failing(cfg, ctx):
+    raise RuntimeError("user trainer exploded")
+
+
+def no_ap(cfg, ctx):
+    return {"status": "ok", "loss": 1.0}

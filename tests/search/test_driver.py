@@ -1,0 +1,194 @@
+"""The search driver: budgets before building, duplicates, failures as data, multi-fidelity, resume, export."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import optuna
+import pytest
+
+from piip_search.config import PIIPConfig
+from piip_search.flops import count
+from piip_search.search import SearchSpace
+from piip_search.search._driver import SearchDriver, attach_study, open_study, run_search
+from piip_search.search._results import pareto_front, select, status_summary
+from tests.search import fake_evaluators
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BASE = {
+    "name": "t",
+    "trials": 6,
+    "branches": {"count": [2], "models": {"embed_dim": [32, 64, 96], "depth": [2], "head_dim": 32},
+                 "resolutions": [64, 96, 128]},
+    "interactions": {"count": [1], "direction": ["bidirectional"], "attention": ["deformable"]},
+    "fixed": {"interactions": {"heads": 4}},
+    "objectives": [{"flops": "minimize"}, {"ap": "maximize"}],
+    "flops_convention": "model",
+    "evaluator": "tests.search.fake_evaluators:evaluate",
+    "sampler": "random",
+}
+
+
+def space_of(**over) -> SearchSpace:
+    d = copy.deepcopy(BASE)
+    d.update(over)
+    return SearchSpace.from_dict(d, source="test-space")
+
+
+@pytest.fixture(autouse=True)
+def _reset_calls():
+    fake_evaluators.CALLS.clear()
+
+
+def test_run_records_values_folders_and_front(tmp_path):
+    space = space_of()
+    study, outcomes = run_search(space, name="s1", trials_dir=tmp_path, n_trials=8, seed=1, progress=False)
+    assert len(outcomes) == 8
+    ok = [o for o in outcomes if o.status == "ok"]
+    assert ok, outcomes
+    for t in study.get_trials():
+        tdir = tmp_path / "s1" / f"trial_{t.number:05d}"
+        cfg = PIIPConfig.from_yaml((tdir / "config.yaml").read_text())
+        metrics = json.loads((tdir / "metrics.json").read_text())
+        assert metrics["flops"] == count(cfg, convention="model").flops == t.user_attrs["flops"]
+        if t.user_attrs["status"] == "ok":
+            assert t.values[0] == pytest.approx(metrics["flops"] / 1e9)
+            assert t.values[1] == pytest.approx(fake_evaluators.known_ap(cfg))
+    front = pareto_front(study)
+    assert front.points and front.hypervolume > 0
+    # every front point is non-dominated among all ok trials
+    oks = [t for t in study.get_trials() if t.user_attrs.get("status") == "ok"]
+    for p in front.points:
+        assert not any(o.values[0] <= p.values[0] and o.values[1] >= p.values[1] and o.values != p.values
+                       for o in oks)
+
+
+def test_over_budget_trials_are_never_built(tmp_path, monkeypatch):
+    import piip_search.models as models
+
+    builds = []
+    real = models.build_piip
+
+    def counting_build(cfg, **kw):
+        builds.append(cfg.fingerprint())
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(models, "build_piip", counting_build)
+
+    def building_evaluator(cfg, ctx):
+        models.build_piip(cfg)
+        return {"status": "ok", "ap": fake_evaluators.known_ap(cfg)}
+
+    flops = sorted({count(PIIPConfig.from_dict({
+        "branches": [{"embed_dim": w, "depth": 2, "num_heads": w // 32, "resolution": r0},
+                     {"embed_dim": 32, "depth": 2, "num_heads": 1, "resolution": 128}],
+        "interactions": {"count": 1, "heads": 4}}), convention="model").flops / 1e9
+        for w in (32, 64, 96) for r0 in (64, 96, 128)})
+    budget = flops[len(flops) // 2]  # about half the space is over budget
+    space = space_of(budgets={"max_gflops": budget})
+    study = open_study(space, name="b", storage_url=None, trials_dir=tmp_path, sampler="random", seed=3,
+                       resume=False)
+    driver = SearchDriver(study, space, study_path=tmp_path / "b", evaluator=building_evaluator)
+    outs = driver.run(20, progress=False)
+    infeasible = [o for o in outs if o.status == "infeasible"]
+    evaluated = [o for o in outs if o.status == "ok" and "duplicate_of" not in study.trials[o.number].user_attrs]
+    assert infeasible, "the budget should exclude part of the space"
+    assert len(builds) == len(evaluated)
+    for o in infeasible:
+        t = study.trials[o.number]
+        assert t.user_attrs["flops"] / 1e9 > budget
+        assert t.user_attrs["fingerprint"] not in builds
+        assert t.constraints["max_gflops"] > 0
+    # the front never contains an infeasible trial
+    assert all(p.flops / 1e9 <= budget for p in pareto_front(study).points)
+
+
+def test_duplicates_are_not_evaluated_again(tmp_path):
+    space = space_of(branches={"count": [2], "models": {"embed_dim": [32, 64], "depth": [2], "head_dim": 32},
+                               "resolutions": [64, 128]})
+    study, outs = run_search(space, name="d", trials_dir=tmp_path, n_trials=12, seed=0, progress=False)
+    fps = [study.trials[o.number].user_attrs["fingerprint"] for o in outs]
+    assert len(set(fps)) < len(fps), "the tiny space must repeat configs"
+    assert sorted(fake_evaluators.CALLS) == sorted(set(fps))  # one evaluation per distinct architecture
+    for o in outs:
+        t = study.trials[o.number]
+        if "duplicate_of" in t.user_attrs:
+            src = study.trials[t.user_attrs["duplicate_of"]]
+            assert t.values == src.values
+
+
+@pytest.mark.parametrize(("evaluator", "status"), [("tests.search.fake_evaluators:failing", "failed:failed"),
+                                                   ("tests.search.fake_evaluators:no_ap", "failed:bad-metrics")])
+def test_evaluator_failures_are_recorded_not_raised(tmp_path, evaluator, status):
+    study, outs = run_search(space_of(), name="f", trials_dir=tmp_path, n_trials=2, evaluator=evaluator,
+                             progress=False)
+    assert [o.status for o in outs] == [status, status]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+    assert pareto_front(study).points == []
+
+
+def test_multi_fidelity_stops_dominated_trials_and_front_uses_full_fidelity(tmp_path):
+    space = space_of(fidelity={"rungs": [10, 30, 90], "eta": 3, "min_results": 2})
+    study, outs = run_search(space, name="mf", trials_dir=tmp_path, n_trials=15, seed=2, progress=False)
+    pruned = [o for o in outs if o.status == "pruned"]
+    full = [o for o in outs if o.status == "ok"]
+    assert pruned and full
+    for o in pruned:
+        t = study.trials[o.number]
+        assert t.state == optuna.trial.TrialState.PRUNED
+        stop = t.user_attrs["metrics"].get("stopped_at")
+        if "duplicate_of" not in t.user_attrs:
+            assert stop["rung"] in (0, 1)
+            assert f"rung_{stop['rung'] + 1}" not in t.user_attrs
+    front_numbers = {p.number for p in pareto_front(study).points}
+    assert front_numbers <= {o.number for o in full}
+    for o in full:
+        assert "rung_2" in study.trials[o.number].user_attrs or "duplicate_of" in study.trials[o.number].user_attrs
+
+
+def test_resume_and_attach(tmp_path):
+    space = space_of()
+    run_search(space, name="r", trials_dir=tmp_path, n_trials=3, progress=False)
+    from piip_search.errors import StudyError
+
+    with pytest.raises(StudyError, match="already exists"):
+        run_search(space, name="r", trials_dir=tmp_path, n_trials=1, progress=False)
+    study, _ = run_search(space, name="r", trials_dir=tmp_path, n_trials=2, resume=True, progress=False)
+    assert len(study.trials) == 5
+    study2, space2 = attach_study("r", storage_url=None, trials_dir=tmp_path)
+    assert space2 == space and len(study2.trials) == 5
+    assert status_summary(study2)["n_trials"] == 5
+    with pytest.raises(StudyError, match="no storage"):
+        attach_study("nope", storage_url=None, trials_dir=tmp_path)
+
+
+def test_enqueue_known_config(tmp_path):
+    space = space_of()
+    cfg = PIIPConfig.from_dict({
+        "branches": [{"embed_dim": 96, "depth": 2, "num_heads": 3, "resolution": 64},
+                     {"embed_dim": 32, "depth": 2, "num_heads": 1, "resolution": 128}],
+        "interactions": {"count": 1, "heads": 4}})
+    path = tmp_path / "known.yaml"
+    path.write_text(cfg.to_yaml())
+    study, outs = run_search(space, name="e", trials_dir=tmp_path, n_trials=1, enqueue=[str(path)], progress=False)
+    assert study.trials[0].user_attrs["fingerprint"] == cfg.fingerprint()
+
+
+def test_select_specs(tmp_path):
+    study, _ = run_search(space_of(), name="sel", trials_dir=tmp_path, n_trials=10, seed=4, progress=False)
+    front = pareto_front(study)
+    assert select(front, "max-ap")[0].ap == max(p.ap for p in front.points)
+    assert select(front, "min-flops")[0].flops == min(p.flops for p in front.points)
+    assert len(select(front, "all")) == len(front.points)
+    g = front.points[-1].gflops
+    assert select(front, f"budget:{g}")[0].gflops <= g
+    from piip_search.errors import StudyError
+
+    with pytest.raises(StudyError, match="budget"):
+        select(front, "budget:abc")
+    with pytest.raises(StudyError, match="no front point within"):
+        select(front, "budget:0.0000001")
+    with pytest.raises(StudyError, match="must be knee"):
+        select(front, "best")
