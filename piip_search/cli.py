@@ -119,7 +119,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from piip_search.search import SearchSpace, default_space_path, run_search
+    from piip_search.search import SearchSpace, default_space_path
+    from piip_search.search._driver import run_search
     from piip_search.search._results import pareto_front
 
     space_path = args.space or default_space_path()
@@ -136,7 +137,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from piip_search.search import run_worker
+    from piip_search.search._driver import run_worker
 
     outcomes = run_worker(args.study, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
                           device=args.device)
@@ -342,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import logging
+
+    logging.getLogger("optuna").setLevel(logging.WARNING)  # our own progress says what optuna's INFO lines would
     try:
         return int(args.func(args) or 0)
     except PiipSearchError as e:

@@ -3,9 +3,10 @@
 The PIIP backbone returns `{"p2", "p3", "p4", "p5"}` (strides 4/8/16/32, branch1's width); a
 `torchvision.ops.FeaturePyramidNetwork` maps them to `fpn_channels` and adds the extra levels each head needs:
 P6 by max-pool for the R-CNNs (`LastLevelMaxPool`, as the PIIP Mask R-CNN configs do), P6/P7 by strided convs
-on P5 for RetinaNet and FCOS (`LastLevelP6P7`, which use P3-P7). Anchor sizes are torchvision's (tuned for an
-800-pixel side) scaled by `input_side / 800`, so anchors cover the same fraction of the image at any proxy
-resolution. The image transform never rescales: the data reader already delivers square images of the
+on P5 for RetinaNet and FCOS (`LastLevelP6P7`, which use P3-P7). R-CNN and RetinaNet anchor sizes are
+torchvision's (tuned for an 800-pixel side) scaled by `input_side / 800`, so anchors cover the same fraction of
+the image at any proxy resolution; FCOS's one point per location keeps size = stride, which its center sampling
+and level ranges assume. The image transform never rescales: the data reader already delivers square images of the
 input side, and a wrong size is an error rather than a silent resize.
 """
 
@@ -196,9 +197,10 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
             model = RetinaNet(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
                               score_thresh=s.score_thresh, detections_per_img=100, **common)
         else:
-            # FCOS: one "anchor" per location whose size (= stride at 800 px) sets the level's regression
-            # range [4a, 8a]; scaled with the side so levels keep their share of object sizes.
-            sizes = _scaled_sizes((8, 16, 32, 64, 128), side)
+            # FCOS: one "anchor" per location whose size must equal the level's stride: torchvision uses it as
+            # the stride in center sampling (radius 1.5 a) and the level's regression range [4a, 8a]. Not scaled:
+            # smaller anchors than the stride would leave most objects without a positive location.
+            sizes = (8, 16, 32, 64, 128)
             anchors = AnchorGenerator(tuple((a,) for a in sizes), ((1.0,),) * len(sizes))
             head = FCOSHead(C, 1, num_classes + 1, num_convs=s.head_convs)
             model = FCOS(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,

@@ -34,9 +34,10 @@ model draws in place (resolutions are still sorted: a PIIP config needs them non
 Parameter names (stable; a parameter with one choice is not suggested at all): `n_branches`, `b{i}.model` or
 `b{i}.embed_dim`/`b{i}.depth`, `b{i}.resolution`, `window_size` or `b{i}.window_size`,
 `interactions.direction`, `interactions.count`, `interactions.attention`. Conditional (define-by-run):
-`b{i}.*` exist for i < n_branches; the interaction parameters only with 2+ branches, count and attention only
-when the direction is not `none`. Ordered numeric choices (a range, or an evenly spaced list) are integer
-parameters, the rest categorical.
+`b{i}.*` exist for i < n_branches; the interaction parameters only with 2+ branches (count and attention are
+drawn even with direction `none`, where they change nothing: samplers that model only the parameters common to
+all trials, GP and NSGA-II, then still see them). Ordered numeric choices (a range, or an evenly spaced list)
+are integer parameters, the rest categorical.
 
 Every rule is checked when the file is read, before any work: unknown keys, types, ranges, values that no
 architecture accepts (e.g. a width not divisible by the interaction heads, an interaction count above a
@@ -59,7 +60,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 import yaml
 from pydantic import ValidationError
 
-from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER, PRESETS, PIIPConfig
+from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER, PRESETS, PIIPConfig, even_ranges
 from piip_search.config._architecture import BranchConfig, InteractionConfig
 from piip_search.errors import ConfigError, SearchSpaceError
 from piip_search.search._fidelity import FidelitySchedule, geometric_rungs
@@ -901,12 +902,12 @@ class SearchSpace:
         if self.inverted == "strict":
             models, res = self._make_strict(models, res, notes)
         count = direction = attention = None
-        if n > 1:
+        if n > 1:  # with direction `none` count and attention change nothing in the network, but are drawn
+            # anyway: samplers that model only the parameters every trial has (GP, NSGA-II) then see them
             direction = get("interactions.direction", self.inter_direction) if self.inter_direction else None
-            if direction != "none":
-                count = get("interactions.count", self.inter_count) if self.inter_count else None
-                if self.inter_attention:
-                    attention = get("interactions.attention", self.inter_attention)
+            count = get("interactions.count", self.inter_count) if self.inter_count else None
+            if self.inter_attention:
+                attention = get("interactions.attention", self.inter_attention)
         if count is None and self.inter_count is not None:
             count = self.inter_count.values[0]
         if direction is None and self.inter_direction is not None:
@@ -1022,19 +1023,16 @@ class SearchSpace:
         inter = cfg.interactions
         if n > 1:
             put("interactions.direction", self.inter_direction, inter.direction, "interactions.direction")
-            if inter.direction != "none":
-                count = inter.count
-                if inter.indexes is not None:
-                    k = len(inter.indexes[0])
-                    from piip_search.config import even_ranges
-
-                    if tuple(tuple(x) for x in inter.indexes) != tuple(even_ranges(b.n_blocks, k)
-                                                                        for b in cfg.branches):
-                        r.fail("interactions.indexes", "explicit ranges that are not the even split the "
-                               "space uses", [list(map(list, x)) for x in inter.indexes])
-                    count = k
-                put("interactions.count", self.inter_count, count, "interactions.count")
-                put("interactions.attention", self.inter_attention, inter.attention, "interactions.attention")
+            count = inter.count
+            if inter.indexes is not None:
+                k = len(inter.indexes[0])
+                if tuple(tuple(x) for x in inter.indexes) != tuple(even_ranges(b.n_blocks, k)
+                                                                    for b in cfg.branches):
+                    r.fail("interactions.indexes", "explicit ranges that are not the even split the space "
+                           "uses", [list(map(list, x)) for x in inter.indexes])
+                count = k
+            put("interactions.count", self.inter_count, count, "interactions.count")
+            put("interactions.attention", self.inter_attention, inter.attention, "interactions.attention")
         try:
             rebuilt = self.config_from_params(params)
         except SearchSpaceError as e:

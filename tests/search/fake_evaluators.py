@@ -28,3 +28,18 @@ def failing(cfg, ctx):
 
 def no_ap(cfg, ctx):
     return {"status": "ok", "loss": 1.0}
+
+
+def slow(cfg, ctx):
+    import time
+
+    time.sleep(0.5)
+    return evaluate(cfg, ctx)
+
+
+def hang(cfg, ctx):
+    import time
+
+    (ctx.trial_dir / "started").write_text("1")
+    time.sleep(120)
+    return evaluate(cfg, ctx)
