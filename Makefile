@@ -23,8 +23,9 @@ demo: setup
 	$(VENV)/bin/piip-search describe tiny-piip-3branch
 	$(VENV)/bin/piip-search flops piip-tsb-1120-896-448
 
+# The PostgreSQL server of the multi-worker storage test is installed/started by scripts/start-postgres.sh.
 test: setup
-	$(PY) -m pytest -q -m "not slow and not gpu" --timeout=900
+	PIIP_SEARCH_PG_URL=$$(scripts/start-postgres.sh) $(PY) -m pytest -q -m "not slow and not gpu" --timeout=900
 
 test-slow: setup
 	$(PY) -m pytest -q -m "slow" --timeout=3600

@@ -171,7 +171,8 @@ class Dim:
                 isinstance(v, int) and not isinstance(v, bool) and isinstance(value, float))
             if same_type and v == value:
                 return v
-        raise SearchSpaceError(f"{source}: params.{name}: must be one of {list(self.values)} ({self.path}), "
+        shown = self.spec if isinstance(self.spec, dict) else list(self.values)
+        raise SearchSpaceError(f"{source}: params.{name}: must be one of {shown} ({self.path}), "
                                f"got {value!r}")
 
 
@@ -328,7 +329,8 @@ def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | 
 
 
 def _spread(idx: list[int], n_values: int, decreasing: bool) -> list[int]:
-    """Nearest strictly monotone index sequence to a sorted one (`inverted: strict`); n_values >= len."""
+    """Strictly monotone repair of a sorted index sequence (`inverted: strict`): each index that repeats its
+    predecessor moves one step on, and the tail is pulled back inside [0, n_values) (n_values >= len)."""
     out = list(idx)
     step = -1 if decreasing else 1
     for j in range(1, len(out)):  # push each later element past its predecessor

@@ -9,6 +9,7 @@ retried instead of staying RUNNING forever).
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import optuna
@@ -47,8 +48,10 @@ def open_storage(url: str | None, trials_dir: str | Path, name: str, *, create: 
 
         return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
-                                          engine_kwargs={"pool_pre_ping": True})
+        with warnings.catch_warnings():  # heartbeat is marked experimental; it is what makes crashes recoverable
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
+                                              engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # sqlalchemy raises many types for a bad URL or an unreachable server
         raise StudyError(f"storage {url!r}: cannot open: {type(e).__name__}: {e}") from None
 
