@@ -43,3 +43,9 @@ def hang(cfg, ctx):
     (ctx.trial_dir / "started").write_text("1")
     time.sleep(120)
     return evaluate(cfg, ctx)
+
+
+def with_pid(cfg, ctx):
+    import os
+
+    return {**evaluate(cfg, ctx), "pid": os.getpid()}
