@@ -103,7 +103,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("iters", args.iters), ("detector", args.detector), ("device", args.device))
                  if v is not None}
     settings = ProxySettings(**overrides)  # a bad value raises ConfigError: exit 2 with its message
-    result = train_proxy(args.config, args.data, settings, progress=sys.stderr.isatty() or not args.json)
+    result = train_proxy(args.config, args.data, settings, progress=True)  # the bar goes to stderr
     if args.json:
         print_json(result.to_dict())
     elif result.ok:

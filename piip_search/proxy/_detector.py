@@ -29,7 +29,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError
-from piip_search.proxy._settings import DETECTORS, ProxySettings, scale_config
+from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -52,8 +52,7 @@ IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
 
 _PYRAMID = ("p2", "p3", "p4", "p5")
-_RCNN_LEVELS = ("p2", "p3", "p4", "p5")  # + "pool" (stride 64) from LastLevelMaxPool, RPN only
-_ONE_STAGE_LEVELS = ("p3", "p4", "p5")  # + "p6", "p7" from LastLevelP6P7
+_RCNN_LEVELS = ("p2", "p3", "p4", "p5")  # + "pool" (stride 64) from LastLevelMaxPool
 
 
 # ---- parts ---------------------------------------------------------------------------------------------
@@ -69,8 +68,24 @@ class PyramidFPN(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        feats = self.body(x)
-        return self.fpn(OrderedDict((k, feats[k]) for k in self.in_levels))
+        return self.fpn(OrderedDict((k, v) for k, v in self.body_levels(x).items()))
+
+    def body_levels(self, x: Tensor) -> dict[str, Tensor]:
+        """The backbone maps this FPN reads. Without p2 (RetinaNet/FCOS), a `PIIPBackbone` skips its stride-4
+        branch (two transposed convs at the largest size, about a quarter of a tiny backbone's time) by
+        running its documented stages (`forward_branches`, `merge`, `pyramid.fpn2..fpn4`) itself."""
+        body = self.body
+        pyr = getattr(body, "pyramid", None)
+        if ("p2" not in self.in_levels and self.in_levels == ("p3", "p4", "p5")
+                and all(hasattr(pyr, n) for n in ("fpn2", "fpn3", "fpn4"))
+                and hasattr(body, "forward_branches") and hasattr(body, "merge")):
+            merged = body.merge(body.forward_branches(x))
+            return {"p3": pyr.fpn2(merged), "p4": pyr.fpn3(merged), "p5": pyr.fpn4(merged)}
+        feats = body(x)
+        missing = [k for k in self.in_levels if k not in feats]
+        if missing:
+            raise KeyError(f"the backbone returned levels {sorted(feats)}; the FPN needs {list(self.in_levels)}")
+        return {k: feats[k] for k in self.in_levels}
 
 
 class _NoResizeTransform(GeneralizedRCNNTransform):
@@ -117,8 +132,7 @@ def _scaled_sizes(base: tuple[float, ...], side: int) -> tuple[float, ...]:
 
 def detector_input_side(cfg: PIIPConfig, settings: ProxySettings | None = None) -> int:
     """Square image side the detector of `cfg` is fed (the last branch's resolution after scaling)."""
-    s = settings or ProxySettings()
-    return scale_config(cfg, s.resolution_scale).input_resolution
+    return proxy_config(cfg, settings or ProxySettings()).input_resolution
 
 
 # ---- builders ------------------------------------------------------------------------------------------
@@ -127,7 +141,8 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
     """A torchvision detector on the PIIP backbone of `cfg`.
 
     Args:
-        cfg: A detection config. Its resolutions are scaled by `settings.resolution_scale` first.
+        cfg: A detection config. Its resolutions are scaled by `settings.resolution_scale` first (and drop-path
+            rates set to `settings.drop_path` if given): see `proxy_config`.
         num_classes: Object classes, *without* background (the R-CNNs add the background class themselves).
         detector: "faster_rcnn" | "mask_rcnn" | "retinanet" | "fcos"; None = `settings.detector`.
         settings: FPN width, head sizes, resolution scale, evaluation score threshold (default: `ProxySettings()`).
@@ -150,7 +165,7 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
                           "(use build_classifier for classification configs)")
     if num_classes < 1:
         raise ConfigError(f"num_classes: must be >= 1, got {num_classes}")
-    scaled = scale_config(cfg, s.resolution_scale)
+    scaled = proxy_config(cfg, s)
     side = scaled.input_resolution
     body = build_piip(scaled)
     C = s.fpn_channels
@@ -186,11 +201,14 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
                 mask_predictor=MaskRCNNPredictor(mask_layers[-1], C, num_classes + 1),
                 **kwargs, **common)
     else:
-        backbone = PyramidFPN(body, _ONE_STAGE_LEVELS, _channels_of(body, _ONE_STAGE_LEVELS), C,
-                              LastLevelP6P7(C, C))
-        base = (32, 64, 128, 256, 512)  # P3..P7 (stride 8..128), torchvision's RetinaNet
+        if s.min_level == 3:  # the standard P3-P7 (P6/P7 by strided convs on P5)
+            levels, extra, strides = ("p3", "p4", "p5"), LastLevelP6P7(C, C), (8, 16, 32, 64, 128)
+        else:  # P2-P6 (P6 by max-pool): objects of a few pixels get positive locations on the stride-4 grid
+            levels, extra, strides = _RCNN_LEVELS, LastLevelMaxPool(), (4, 8, 16, 32, 64)
+        backbone = PyramidFPN(body, levels, _channels_of(body, levels), C, extra)
         if kind == "retinanet":
-            sizes = _scaled_sizes(base, side)
+            # torchvision's RetinaNet anchors (32..512 on P3-P7 at 800 px), i.e. 4x the stride, scaled to the side.
+            sizes = _scaled_sizes(tuple(4 * st * 800 / REFERENCE_SIDE for st in strides), side)
             anchors = AnchorGenerator(tuple((a, a * 2 ** (1 / 3), a * 2 ** (2 / 3)) for a in sizes),
                                       ((0.5, 1.0, 2.0),) * len(sizes))
             head = RetinaNetHead(C, anchors.num_anchors_per_location()[0], num_classes + 1)
@@ -200,8 +218,7 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
             # FCOS: one "anchor" per location whose size must equal the level's stride: torchvision uses it as
             # the stride in center sampling (radius 1.5 a) and the level's regression range [4a, 8a]. Not scaled:
             # smaller anchors than the stride would leave most objects without a positive location.
-            sizes = (8, 16, 32, 64, 128)
-            anchors = AnchorGenerator(tuple((a,) for a in sizes), ((1.0,),) * len(sizes))
+            anchors = AnchorGenerator(tuple((a,) for a in strides), ((1.0,),) * len(strides))
             head = FCOSHead(C, 1, num_classes + 1, num_convs=s.head_convs)
             model = FCOS(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
                          score_thresh=s.score_thresh, detections_per_img=100, **common)
@@ -223,7 +240,7 @@ def build_classifier(cfg: PIIPConfig, *, settings: ProxySettings | None = None) 
     s = settings or ProxySettings()
     if cfg.task != "classification":
         raise ConfigError(f"task: build_classifier needs a classification config, got {cfg.task!r}")
-    scaled = scale_config(cfg, s.resolution_scale)
+    scaled = proxy_config(cfg, s)
     model = build_piip(scaled)
     model.input_side = scaled.input_resolution
     model.piip_cfg = scaled

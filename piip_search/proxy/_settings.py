@@ -14,7 +14,7 @@ from typing import Any
 from piip_search.config import PATCH_SIZE, PIIPConfig
 from piip_search.errors import ConfigError
 
-__all__ = ["DETECTORS", "ProxySettings", "scale_config"]
+__all__ = ["DETECTORS", "ProxySettings", "proxy_config", "scale_config"]
 
 #: Detection heads `build_detector` can put on the PIIP pyramid.
 DETECTORS: tuple[str, ...] = ("faster_rcnn", "mask_rcnn", "retinanet", "fcos")
@@ -26,7 +26,8 @@ class ProxySettings:
 
     Attributes:
         iters: Training iterations (optimizer steps).
-        time_budget_s: Stop training (then evaluate) once this much training time has passed; None = no limit.
+        time_budget_s: Stop training once this many seconds have passed since the run started, then evaluate
+            (a safety net: the learning-rate schedule still follows `iters`); None = no limit.
         batch_size: Images per iteration.
         lr: Peak learning rate of AdamW (reached after the warm-up).
         weight_decay: AdamW weight decay (not applied to norms, biases, position embeddings, layer scales).
@@ -35,17 +36,26 @@ class ProxySettings:
         layer_decay: Layer-wise learning-rate decay over the branches' blocks (0.85 in the PIIP recipe);
             None = the same rate everywhere (right for a backbone trained from scratch).
         grad_clip: Max global gradient norm; None = no clipping.
-        eval_at: Iterations at which to evaluate (and call `on_eval`); the end of training is always evaluated.
+        ema_decay: Evaluate an exponential moving average of the weights with this decay (warmed up as
+            min(decay, (1 + t) / (10 + t))); None = evaluate the trained weights themselves.
+        drop_path: Override every drop-path rate of the config (branches and interactions) for the proxy run;
+            None = keep the config's rates (regularisation meant for long schedules slows a short run).
+        eval_at: Iterations at which to evaluate (and call `on_eval`); 0 = the untrained network. The end of
+            training is always evaluated.
         detector: One of `DETECTORS`.
         fpn_channels: Width of the FPN and of the heads (FCOS needs a multiple of 32: GroupNorm(32)).
         head_convs: 3x3 convs in the FCOS/RetinaNet towers (FCOS only; RetinaNet's are fixed at 4).
         box_head_dim: Hidden width of the R-CNN box head (torchvision's default is 1024).
+        min_level: Finest pyramid level of the one-stage heads: 3 = the standard P3-P7, 2 = P2-P6 (stride 4
+            to 64; small inputs keep positive locations for objects of a few pixels). R-CNNs always use P2-P6.
         resolution_scale: Multiplies every branch resolution (rounded to a multiple of 16, at least 32) to make
             runs cheaper; the images are read at the scaled input side.
         hflip: Random horizontal flips during training (seeded).
         seed: Seeds python, numpy and torch, the data order and the flips.
         device: "cpu", "cuda", "cuda:N"; None = cuda if available, else cpu.
         amp: bf16 autocast on CUDA (ignored on CPU).
+        num_threads: torch intra-op threads for this run (restored afterwards); None = leave torch's setting.
+            On a shared CPU, fewer threads than cores avoids OpenMP threads waiting for each other.
         num_workers: DataLoader worker processes (0 = load in the training process).
         val_images: Evaluate on at most this many validation images (the first ones); None = all.
         score_thresh: Minimum score of a kept detection at evaluation (low, so AP sees the whole ranking).
@@ -53,25 +63,29 @@ class ProxySettings:
         inject_nan_at_iter: Debug hook: make the loss NaN at this iteration (tests the `diverged` path).
     """
 
-    iters: int = 300
+    iters: int = 240
     time_budget_s: float | None = None
-    batch_size: int = 4
+    batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_iters: int = 30
     min_lr_ratio: float = 0.05
     layer_decay: float | None = None
     grad_clip: float | None = 1.0
+    ema_decay: float | None = None
+    drop_path: float | None = None
     eval_at: tuple[int, ...] = ()
     detector: str = "fcos"
     fpn_channels: int = 64
-    head_convs: int = 2
+    head_convs: int = 0
     box_head_dim: int = 256
+    min_level: int = 2
     resolution_scale: float = 0.5
     hflip: bool = True
     seed: int = 0
     device: str | None = None
     amp: bool = True
+    num_threads: int | None = None
     num_workers: int = 0
     val_images: int | None = None
     score_thresh: float = 0.05
@@ -89,6 +103,8 @@ class ProxySettings:
         if self.detector in ("fcos", "retinanet") and self.fpn_channels % 32:
             _bad("fpn_channels", f"must be a multiple of 32 for {self.detector} (GroupNorm(32) in its head)",
                  self.fpn_channels)
+        if self.min_level not in (2, 3):
+            _bad("min_level", "must be 2 (P2-P6) or 3 (P3-P7)", self.min_level)
         if self.weight_decay < 0:
             _bad("weight_decay", "must be >= 0", self.weight_decay)
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -97,10 +113,16 @@ class ProxySettings:
             _bad("layer_decay", "must lie in (0, 1] or be null", self.layer_decay)
         if self.grad_clip is not None and self.grad_clip <= 0:
             _bad("grad_clip", "must be > 0 or null", self.grad_clip)
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            _bad("ema_decay", "must lie in (0, 1) or be null", self.ema_decay)
+        if self.drop_path is not None and not 0.0 <= self.drop_path < 1.0:
+            _bad("drop_path", "must lie in [0, 1) or be null", self.drop_path)
         if self.time_budget_s is not None and self.time_budget_s <= 0:
             _bad("time_budget_s", "must be > 0 or null", self.time_budget_s)
-        if any(i <= 0 for i in self.eval_at):
-            _bad("eval_at", "iterations must be >= 1", list(self.eval_at))
+        if any(i < 0 for i in self.eval_at):
+            _bad("eval_at", "iterations must be >= 0", list(self.eval_at))
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
+            _bad("num_threads", "must be >= 1 or null", self.num_threads)
         if self.val_images is not None and self.val_images <= 0:
             _bad("val_images", "must be >= 1 or null", self.val_images)
         if not 0.0 <= self.score_thresh < 1.0:
@@ -124,6 +146,18 @@ class ProxySettings:
         d = dataclasses.asdict(self)
         d["eval_at"] = list(self.eval_at)
         return d
+
+
+def proxy_config(cfg: PIIPConfig, settings: ProxySettings) -> PIIPConfig:
+    """The config a proxy run builds: resolutions scaled by `resolution_scale`, drop path overridden."""
+    out = scale_config(cfg, settings.resolution_scale)
+    if settings.drop_path is not None:
+        data = out.to_dict()
+        for b in data["branches"]:
+            b["drop_path_rate"] = settings.drop_path
+        data.setdefault("interactions", {})["drop_path_rate"] = settings.drop_path
+        out = PIIPConfig.from_dict(data, source=f"{cfg.name or 'config'} with drop_path {settings.drop_path}")
+    return out
 
 
 def scale_config(cfg: PIIPConfig, scale: float) -> PIIPConfig:

@@ -37,7 +37,7 @@ from torch import nn
 
 from piip_search.config import PIIPConfig, load_config
 from piip_search.errors import ConfigError, DatasetError
-from piip_search.proxy._settings import DETECTORS, ProxySettings, scale_config
+from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config
 
 if TYPE_CHECKING:
     import os
@@ -247,6 +247,30 @@ def _lr_lambda(s: ProxySettings) -> Callable[[int], float]:
     return f
 
 
+class _EMA:
+    """Exponential moving average of a model's weights (timm-style warm-up of the decay)."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        import copy
+
+        self.module = copy.deepcopy(model)
+        self.module.requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+        self._ema = [p for p in self.module.parameters()]
+        self._src = [p for p in model.parameters()]
+        self._ema_buf = [b for b in self.module.buffers()]
+        self._src_buf = [b for b in model.buffers()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self._ema, [p.detach() for p in self._src], 1.0 - d)
+        for e, b in zip(self._ema_buf, self._src_buf):
+            e.copy_(b)
+
+
 # ---------------------------------------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------------------------------------
@@ -266,20 +290,44 @@ class _Split:
         return [self.dataset[i] for i in indices]
 
 
-class _Batches:
-    """Endless seeded batches: a new permutation every epoch, optional seeded horizontal flips."""
+class _SeededBatchSampler:
+    """Endless index batches: a new seeded permutation of the split every epoch."""
 
-    def __init__(self, split: _Split, batch_size: int, seed: int, hflip: bool) -> None:
-        self.split, self.bs, self.hflip = split, batch_size, hflip
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.bs = n, batch_size
         self.gen = torch.Generator().manual_seed(seed)
-        self._order: list[int] = []
+
+    def __iter__(self) -> Any:
+        order: list[int] = []
+        while True:
+            while len(order) < self.bs:
+                order += torch.randperm(self.n, generator=self.gen).tolist()
+            batch, order = order[:self.bs], order[self.bs:]
+            yield batch
+
+
+class _Batches:
+    """Seeded training batches (in memory, or through DataLoader workers) with seeded horizontal flips."""
+
+    def __init__(self, split: _Split, batch_size: int, seed: int, hflip: bool, num_workers: int) -> None:
+        self.hflip = hflip
+        self.flip_gen = torch.Generator().manual_seed(seed + 1)
+        sampler = _SeededBatchSampler(len(split), batch_size, seed)
+        if split.items is None and num_workers > 0:
+            from torch.utils.data import DataLoader
+
+            loader = DataLoader(split.dataset, batch_sampler=sampler, num_workers=num_workers,
+                                collate_fn=list, persistent_workers=False)
+            self._it = iter(loader)
+        else:
+            self._it = (split.get(idx) for idx in sampler)
 
     def next(self) -> list[tuple[torch.Tensor, Any]]:
-        while len(self._order) < self.bs:
-            self._order += torch.randperm(len(self.split), generator=self.gen).tolist()
-        idx, self._order = self._order[:self.bs], self._order[self.bs:]
-        flips = torch.rand(len(idx), generator=self.gen) < 0.5 if self.hflip else [False] * len(idx)
-        return [_flip(*item) if f else item for item, f in zip(self.split.get(idx), flips)]
+        items = next(self._it)
+        if not self.hflip:
+            return items
+        flips = (torch.rand(len(items), generator=self.flip_gen) < 0.5).tolist()
+        return [_flip(*item) if f else item for item, f in zip(items, flips)]
 
 
 def _flip(image: torch.Tensor, target: Any) -> tuple[torch.Tensor, Any]:
@@ -410,7 +458,9 @@ def _evaluate_detector(model: nn.Module, val: _Split, gt_ds: Any, image_ids: lis
             images = [img.to(device) for img, _ in batch]
             with _autocast(device, s.amp):
                 outputs = model(images)
-            outputs = [{k: v.float() if v.is_floating_point() else v for k, v in o.items()} for o in outputs]
+            # One-stage heads have a never-trained logit for label 0 (background): drop what it predicts.
+            outputs = [{k: (v.float() if v.is_floating_point() else v)[o["labels"] > 0] for k, v in o.items()}
+                       for o in outputs]
             preds += to_coco_predictions(outputs, [t for _, t in batch], label_to_category=gt_ds.label_to_category,
                                          score_threshold=s.score_thresh, with_masks=with_masks)
     finally:
@@ -452,7 +502,7 @@ def _evaluate_classifier(model: nn.Module, val: _Split, s: ProxySettings, device
 def _resolve_config(cfg: PIIPConfig | str | os.PathLike[str], s: ProxySettings) -> tuple[PIIPConfig, int]:
     try:
         base = cfg if isinstance(cfg, PIIPConfig) else load_config(cfg)
-        scaled = scale_config(base, s.resolution_scale)
+        scaled = proxy_config(base, s)
     except ConfigError as e:
         raise _RunFailure("invalid_config", str(e)) from None
     if base.task == "detection" and s.detector not in DETECTORS:  # settings validate this too
@@ -501,7 +551,10 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
     log = _RunLog(log_path)
     bar: _Progress | None = None
     device = torch.device("cpu")
+    threads = torch.get_num_threads()
     try:
+        if s.num_threads is not None:
+            torch.set_num_threads(s.num_threads)
         device = _resolve_device(s.device)
         res.device = str(device)
         if device.type == "cuda":
@@ -534,23 +587,28 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
         model = _build(base, num_classes, s)
         res.params_m = sum(p.numel() for p in model.parameters()) / 1e6
         model.to(device).train()
-        opt = torch.optim.AdamW(param_groups(model, model.piip_cfg, lr=s.lr, weight_decay=s.weight_decay,
-                                             layer_decay=s.layer_decay), lr=s.lr, betas=(0.9, 0.999))
+        groups = param_groups(model, model.piip_cfg, lr=s.lr, weight_decay=s.weight_decay,
+                              layer_decay=s.layer_decay)
+        opt = torch.optim.AdamW(groups, lr=s.lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda"))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s))
+        ema = _EMA(model, s.ema_decay) if s.ema_decay is not None else None
+        scored = ema.module if ema is not None else model
 
         evaluate: Callable[[], dict[str, float]]
         if base.task == "detection":
             def evaluate() -> dict[str, float]:
-                return _evaluate_detector(model, val, gt_ds, val_ids, s, device, with_masks)
+                return _evaluate_detector(scored, val, gt_ds, val_ids, s, device, with_masks)
         else:
             def evaluate() -> dict[str, float]:
-                return _evaluate_classifier(model, val, s, device)
+                return _evaluate_classifier(scored, val, s, device)
 
         bar = _Progress(progress, s.iters, f"{base.name or 'proxy'} [{res.detector or 'classifier'}]")
-        _train_loop(model, opt, sched, train, s, device, evaluate, on_eval, res, log, bar, t0)
+        _train_loop(model, opt, sched, ema, train, s, device, evaluate, on_eval, res, log, bar, t0)
         res.status = "ok"
     except _RunFailure as e:
         res.status, res.message = e.status, e.message
+    except DatasetError as e:  # an image read during training (datasets too large to preload)
+        res.status, res.message = "data_error", str(e)
     except Exception as e:  # noqa: BLE001 - a bad run is data, not a crash
         if _is_oom(e):
             res.status, res.message = "oom", f"out of memory on {device}: {_describe(e)}"
@@ -559,6 +617,8 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
     finally:
         if bar is not None:
             bar.close()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         res.wall_s = time.perf_counter() - t0
         try:
             res.peak_mem_mb = _peak_mem_mb(device)
@@ -572,17 +632,16 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
     return res
 
 
-def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, train: _Split, s: ProxySettings,
-                device: torch.device, evaluate: Callable[[], dict[str, float]], on_eval: OnEval | None,
-                res: ProxyResult, log: _RunLog, bar: _Progress, t0: float) -> None:
+def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, ema: _EMA | None, train: _Split,
+                s: ProxySettings, device: torch.device, evaluate: Callable[[], dict[str, float]],
+                on_eval: OnEval | None, res: ProxyResult, log: _RunLog, bar: _Progress, t0: float) -> None:
     detection = res.task == "detection"
-    batches = _Batches(train, s.batch_size, s.seed, s.hflip)
+    batches = _Batches(train, s.batch_size, s.seed, s.hflip, s.num_workers)
     params = [p for g in opt.param_groups for p in g["params"]]
     losses: list[float] = []
     eval_points = set(s.eval_at)
     train_s = 0.0
     stop_reason = "iters"
-    last_metrics: dict[str, float] | None = None
     if not detection:
         from piip_search.proxy._detector import IMAGE_MEAN, IMAGE_STD
 
@@ -590,8 +649,6 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, train:
         std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
 
     def record(it: int, metrics: dict[str, float]) -> dict[str, Any]:
-        nonlocal last_metrics
-        last_metrics = metrics
         for k, v in metrics.items():
             setattr(res, k, v)
         recent = losses[-_LOSS_WINDOW:]
@@ -601,8 +658,22 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, train:
         log(f"eval @ {it}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return entry
 
+    def eval_point(it: int) -> bool:
+        """Evaluate at `it`; False if `on_eval` asks to stop."""
+        bar.update(it, note="evaluating")
+        t_eval = time.perf_counter()
+        entry = record(it, evaluate())
+        res.eval_s += time.perf_counter() - t_eval
+        bar.update(it, note="")
+        if on_eval is not None and not on_eval(it, {k: v for k, v in entry.items() if k != "elapsed_s"}):
+            log(f"stopped by on_eval at iteration {it}")
+            return False
+        return True
+
     it = 0
-    while it < s.iters:
+    if 0 in eval_points and not eval_point(0):
+        stop_reason = "on_eval"
+    while it < s.iters and stop_reason == "iters":
         tick = time.perf_counter()
         batch = batches.next()
         with _autocast(device, s.amp):
@@ -629,6 +700,8 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, train:
                 raise _RunFailure("diverged", f"non-finite gradient norm ({norm}) at iteration {it + 1}")
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update()
         it += 1
         res.iters = it
         losses.append(value)
@@ -645,16 +718,9 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, train:
             stop_reason = "time_budget"
             log(f"time budget of {s.time_budget_s}s reached at iteration {it}")
             break
-        if it in eval_points and it < s.iters:
-            bar.update(it, note="evaluating")
-            t_eval = time.perf_counter()
-            entry = record(it, evaluate())
-            res.eval_s += time.perf_counter() - t_eval
-            bar.update(it, note="")
-            if on_eval is not None and not on_eval(it, {k: v for k, v in entry.items() if k != "elapsed_s"}):
-                stop_reason = "on_eval"
-                log(f"stopped by on_eval at iteration {it}")
-                break
+        if it in eval_points and it < s.iters and not eval_point(it):
+            stop_reason = "on_eval"
+            break
 
     res.train_s = train_s
     res.images_per_s = res.iters * s.batch_size / train_s if train_s > 0 else None
@@ -662,11 +728,11 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, train:
         head, tail = losses[:_LOSS_WINDOW], losses[-_LOSS_WINDOW:]
         res.loss_start, res.loss_end = sum(head) / len(head), sum(tail) / len(tail)
     res.stop_reason = stop_reason
-    if stop_reason != "on_eval":  # final evaluation (the on_eval stop point was just evaluated)
-        bar.update(res.iters, note="evaluating")
-        t_eval = time.perf_counter()
-        entry = record(res.iters, evaluate())
-        res.eval_s += time.perf_counter() - t_eval
-        bar.update(res.iters, note="")
-        if on_eval is not None and res.iters in eval_points:
-            on_eval(res.iters, {k: v for k, v in entry.items() if k != "elapsed_s"})
+    if stop_reason != "on_eval":  # final evaluation (an on_eval stop point was just evaluated)
+        if res.iters in eval_points:
+            eval_point(res.iters)
+        else:
+            bar.update(res.iters, note="evaluating")
+            t_eval = time.perf_counter()
+            record(res.iters, evaluate())
+            res.eval_s += time.perf_counter() - t_eval

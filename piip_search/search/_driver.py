@@ -39,6 +39,7 @@ DEFAULT_SAMPLER = "tpe"
 
 # user-attr keys written on every trial
 A_STATUS, A_FP, A_CONFIG = "status", "fingerprint", "config"
+FULL_FIDELITY = "full_fidelity"  # constraint violated (> 0) by trials stopped at a lower rung
 
 
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -193,7 +194,7 @@ class SearchDriver:
             trial.set_user_attr("duplicate_of", prev.number)
             prev_status = prev.user_attrs.get(A_STATUS)
             metrics = dict(prev.user_attrs.get("metrics", {}))
-            if prev_status == "pruned" or prev.state == TrialState.PRUNED:
+            if prev_status == "pruned":
                 return self._finish(trial, tdir, "pruned", flops, params, metrics, pruned=True)
             return self._finish(trial, tdir, prev_status or "ok", flops, params, metrics)
         return trial, cfg, tdir, flops, params
@@ -248,8 +249,17 @@ class SearchDriver:
         (tdir / "metrics.json").write_text(json.dumps({"trial": trial.number, "status": status, **clean},
                                                       indent=2, sort_keys=True))
         if pruned:
-            self.study.tell(trial, state=TrialState.PRUNED)
-            return TrialOutcome(trial.number, status, None, clean)
+            # Stopped at a rung: told COMPLETE with its low-fidelity values but infeasible (constraint
+            # `full_fidelity` = 1 > 0), so samplers learn from it while every front -- ours, Optuna's best_trials,
+            # the dashboard's -- excludes it. Without an AP to tell, it is PRUNED (the sampler ignores it).
+            try:
+                values = self._values(flops, params, clean)
+            except ValueError:
+                self.study.tell(trial, state=TrialState.PRUNED)
+                return TrialOutcome(trial.number, status, None, clean)
+            trial.set_constraint(FULL_FIDELITY, 1.0)
+            self.study.tell(trial, values)
+            return TrialOutcome(trial.number, status, values, clean)
         if failed:
             self.study.tell(trial, state=TrialState.FAIL)
             return TrialOutcome(trial.number, status, None, clean)

@@ -33,11 +33,15 @@ def _targets(side: int, n_images: int, masks: bool) -> list[dict[str, torch.Tens
     return out
 
 
-@pytest.mark.parametrize("detector", DETECTORS)
-def test_every_head_trains_and_predicts(detector: str) -> None:
+HEADS = [(d, 2) for d in DETECTORS] + [("retinanet", 3), ("fcos", 3)]  # min_level is for one-stage heads
+
+
+@pytest.mark.parametrize(("detector", "min_level"), HEADS)
+def test_every_head_trains_and_predicts(detector: str, min_level: int) -> None:
     torch.manual_seed(0)
     cfg = micro_config()
-    settings = ProxySettings(detector=detector, resolution_scale=1.0, fpn_channels=32, box_head_dim=64)
+    settings = ProxySettings(detector=detector, resolution_scale=1.0, fpn_channels=32, box_head_dim=64,
+                             min_level=min_level)
     model = build_detector(cfg, num_classes=3, settings=settings)
     side = model.input_side
     assert side == cfg.input_resolution == 64
@@ -68,17 +72,25 @@ def test_every_head_trains_and_predicts(detector: str) -> None:
 def test_feature_levels_match_each_head() -> None:
     cfg = micro_config()
     x = torch.rand(1, 3, 64, 64)
-    rcnn = build_detector(cfg, num_classes=2, detector="faster_rcnn",
-                          settings=ProxySettings(resolution_scale=1.0, fpn_channels=32))
-    fcos = build_detector(cfg, num_classes=2, detector="fcos",
-                          settings=ProxySettings(resolution_scale=1.0, fpn_channels=32))
-    with torch.no_grad():
-        r, f = rcnn.backbone(x), fcos.backbone(x)
+
+    def levels(detector: str, **kw: int) -> dict[str, torch.Tensor]:
+        m = build_detector(cfg, num_classes=2, detector=detector,
+                           settings=ProxySettings(resolution_scale=1.0, fpn_channels=32, **kw))
+        with torch.no_grad():
+            return m.backbone(x), m
+
+    r, rcnn = levels("faster_rcnn")
     assert list(r) == ["p2", "p3", "p4", "p5", "pool"]
     assert [v.shape[-1] for v in r.values()] == [16, 8, 4, 2, 1]
-    assert list(f) == ["p3", "p4", "p5", "p6", "p7"]
-    assert all(v.shape[1] == 32 for v in (*r.values(), *f.values()))
     assert rcnn.roi_heads.box_roi_pool.featmap_names == ["p2", "p3", "p4", "p5"]
+    f2, fcos2 = levels("fcos", min_level=2)
+    assert list(f2) == ["p2", "p3", "p4", "p5", "pool"]
+    assert [a[0] for a in fcos2.anchor_generator.sizes] == [4, 8, 16, 32, 64]  # = strides (center sampling)
+    f3, fcos3 = levels("fcos", min_level=3)
+    assert list(f3) == ["p3", "p4", "p5", "p6", "p7"]
+    assert [a[0] for a in fcos3.anchor_generator.sizes] == [8, 16, 32, 64, 128]
+    assert [v.shape[-1] for v in f3.values()] == [8, 4, 2, 1, 1]
+    assert all(v.shape[1] == 32 for v in (*r.values(), *f2.values(), *f3.values()))
 
 
 def test_no_silent_rescaling() -> None:
@@ -99,8 +111,8 @@ def test_anchors_scale_with_the_input_side() -> None:
         sizes[m.input_side] = [a[0] for a in m.rpn.anchor_generator.sizes]
     assert sizes[256] == pytest.approx([32 * 256 / REFERENCE_SIDE * 2**k for k in range(5)], abs=0.01)
     assert sizes[128] == pytest.approx([v / 2 for v in sizes[256]], abs=0.01)
-    fcos = build_detector(cfg, num_classes=2, settings=ProxySettings(detector="fcos"))
-    assert [a[0] for a in fcos.anchor_generator.sizes] == [8, 16, 32, 64, 128]  # = strides (center sampling)
+    retina = build_detector(cfg, num_classes=2, settings=ProxySettings(detector="retinanet", min_level=3))
+    assert retina.anchor_generator.sizes[0][0] == pytest.approx(32 * 128 / REFERENCE_SIDE, abs=0.01)
 
 
 def test_resolution_scale_keeps_multiples_of_16() -> None:
@@ -152,3 +164,17 @@ def test_layer_decay_groups() -> None:
     flat = param_groups(model, cfg, lr=1.0, weight_decay=0.05, layer_decay=None)
     assert {g["lr_scale"] for g in flat} == {1.0}
     assert sum(len(g["params"]) for g in flat) == len(named)
+
+
+def test_one_stage_pyramid_skips_only_the_stride_4_level() -> None:
+    torch.manual_seed(0)
+    model = build_detector(micro_config(), num_classes=2, detector="fcos",
+                           settings=ProxySettings(resolution_scale=1.0, fpn_channels=32, min_level=3))
+    model.eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        fast = model.backbone.body_levels(x)
+        full = model.backbone.body(x)
+    assert list(fast) == ["p3", "p4", "p5"]
+    for k, v in fast.items():
+        torch.testing.assert_close(v, full[k])

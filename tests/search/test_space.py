@@ -12,6 +12,7 @@ import yaml
 
 from piip_search.config import PRESET_ORDER, PIIPConfig, load_config
 from piip_search.errors import SearchSpaceError
+from piip_search.flops import count
 from piip_search.search import SearchSpace, default_space_path, list_spaces, space_path
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -83,10 +84,14 @@ def test_shipped_space_details():
     default = SearchSpace.from_yaml("default", check_proxy=False)
     assert default.flops_convention == "model" and default.evaluator == "builtin:proxy"
     assert default.fidelity_schedule() is None and default.proxy["iters"] == 150
-    assert default.params_from_config(load_config("tiny-piip-3branch"))["b2.window_size"] == 8
+    tiny = load_config("tiny-piip-3branch")
+    assert default.params_from_config(tiny)["b2.window_size"] == 8
+    assert count(tiny, convention=default.flops_convention).gflops <= default.budgets.max_gflops
     paper = SearchSpace.from_yaml("paper", check_proxy=False)
     assert paper.flops_convention == "paper" and paper.budgets.max_gflops == 500
     assert paper.fidelity_schedule().rungs == (500, 1500, 4500)
+    tsb = count(load_config("piip-tsb-1120-896-448"), convention=paper.flops_convention)
+    assert tsb.gflops <= paper.budgets.max_gflops and tsb.params / 1e6 <= paper.budgets.max_params_m
     dims = paper.dimensions()
     assert dims["b3.model"] == ("T", "S", "B", "L") and dims["b0.resolution"][:2] == (448, 480)
     assert "window_size" in dims and "b0.window_size" not in dims
