@@ -6,8 +6,9 @@ final AP = `synthetic_ap(cfg)` of bench_search_efficiency.py; the AP seen after 
 learning curve whose speed depends on the model (larger models learn more slowly, so low-fidelity ranks are
 *not* the final ranks) plus evaluation noise that shrinks with r:
 
-    ap(r) = AP_final * (1 - exp(-3 r / (R * s(cfg)))) / (1 - exp(-3 / s(cfg))) + N(0, (0.5 * sqrt(R0 / r))^2)
-    s(cfg) = 0.8 + 0.4 * P_total / 500M      (larger models learn somewhat more slowly)
+    ap(r) = AP_final * (1 - exp(-3 r / (R * s(cfg)))) / (1 - exp(-3 / s(cfg))) + N(0, (noise * sqrt(R0 / r))^2)
+    s(cfg) = 1 + slowdown * P_total / 500M   (--slowdown > 0: larger models learn more slowly, so low-fidelity
+                                             ranks are biased against them, not only noisy)
 
 Full fidelity: every trial trains R iterations. Multi-fidelity: the space's schedule (rungs 500/1500/4500,
 eta 3). Both with the same sampler and seeds and the same number of trials N; reported per seed: final
@@ -42,6 +43,9 @@ from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E4
 from piip_search.search._driver import SearchDriver, make_sampler  # noqa: E402
 
 
+NOISE, SLOWDOWN = 1.0, 0.0
+
+
 def make_evaluator(seed: int, spent: list[int]):
     rng = np.random.default_rng(seed + 1000)
 
@@ -50,11 +54,11 @@ def make_evaluator(seed: int, spent: list[int]):
         r0 = ctx.rungs[0] if ctx.rungs else R
         final = synthetic_ap(cfg)
         params = count(cfg, convention="paper").params
-        s = 0.8 + 0.4 * params / 500e6
+        s = 1.0 + SLOWDOWN * params / 500e6
 
         def ap_at(r: int) -> float:
             curve = (1 - math.exp(-3 * r / (R * s))) / (1 - math.exp(-3 / s))
-            return final * curve + rng.normal(0, 0.5 * math.sqrt(r0 / r))
+            return final * curve + rng.normal(0, NOISE * math.sqrt(r0 / r))
 
         done = 0
         for r in (ctx.rungs or [R]):
@@ -104,7 +108,12 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=120)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sampler", default="tpe")
+    ap.add_argument("--noise", type=float, default=1.0, help="AP noise (std) at the first rung")
+    ap.add_argument("--slowdown", type=float, default=0.0, help="learning slowdown of large models")
+    ap.add_argument("--out", default="multifidelity.json")
     args = ap.parse_args()
+    global NOISE, SLOWDOWN
+    NOISE, SLOWDOWN = args.noise, args.slowdown
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     base = SearchSpace.from_yaml(ROOT / "search_spaces" / "paper.yaml")
     d = copy.deepcopy(base.to_dict())
@@ -131,7 +140,8 @@ def main() -> None:
               + " of the full-fidelity iterations")
     ratios = [r["iters_ratio_to_full_hv"] for r in rows if r["iters_ratio_to_full_hv"] is not None]
     summary = {
-        "sampler": args.sampler, "trials": args.trials, "seeds": args.seeds,
+        "sampler": args.sampler, "trials": args.trials, "seeds": args.seeds, "noise": args.noise,
+        "slowdown": args.slowdown,
         "schedule": base.fidelity_schedule().to_dict(),
         "mean_hv_ratio_same_trials": float(np.mean([r["mf_hv_same_trials"] / r["full_hv"] for r in rows])),
         "mean_iters_ratio_same_trials": float(np.mean([r["iters_ratio_same_trials"] for r in rows])),
@@ -139,7 +149,7 @@ def main() -> None:
         "seeds_reaching_full_hv": len(ratios),
     }
     print(json.dumps(summary, indent=2))
-    out = ROOT / "benchmarks" / "results" / "multifidelity.json"
+    out = ROOT / "benchmarks" / "results" / args.out
     out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
     print(f"wrote {out}")
 

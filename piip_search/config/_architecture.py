@@ -218,8 +218,8 @@ class PIIPConfig(_Frozen):
             })
         inter = self.interactions.model_dump(mode="json", exclude={"count", "indexes", "drop_path_rate"})
         inter["ranges"] = [list(map(list, r)) for r in self.block_ranges]
-        if not self.unit_pairs():
-            inter = {"ranges": inter["ranges"], "direction": "none"}
+        if not self.unit_pairs():  # no units: block ranges only order the same blocks, the network is the same
+            inter = {"direction": "none"}
         out = {"task": self.task, "branches": branches, "interactions": inter}
         if self.task == "classification":
             out["num_classes"] = self.num_classes

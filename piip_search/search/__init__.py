@@ -1,5 +1,16 @@
 """Search: spaces over PIIP architectures, Pareto tools, multi-fidelity promotion (and the Optuna driver)."""
 
+from piip_search.search._driver import (
+    DEFAULT_SAMPLER,
+    SAMPLERS,
+    SearchDriver,
+    attach_study,
+    make_sampler,
+    open_study,
+    run_search,
+    run_worker,
+)
+from piip_search.search._evaluators import EvalContext, resolve_evaluator
 from piip_search.search._fidelity import FidelitySchedule, PromotionDecision, geometric_rungs
 from piip_search.search._pareto import (
     as_minimization,
@@ -23,6 +34,16 @@ from piip_search.search._space import (
 )
 
 __all__ = [
+    "DEFAULT_SAMPLER",
+    "SAMPLERS",
+    "EvalContext",
+    "SearchDriver",
+    "attach_study",
+    "make_sampler",
+    "open_study",
+    "resolve_evaluator",
+    "run_search",
+    "run_worker",
     "OBJECTIVES",
     "SAMPLER_NAMES",
     "Budgets",

@@ -156,3 +156,11 @@ def test_load_from_path(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(TINY))
     assert load_config(p) == PIIPConfig.from_dict(TINY)
+
+
+def test_without_units_interaction_ranges_do_not_change_the_architecture():
+    a = PIIPConfig.from_dict(_with("interactions.direction", "none"))
+    b = PIIPConfig.from_dict(_with("interactions.count", 1, _with("interactions.direction", "none")))
+    assert a.fingerprint() == b.fingerprint()
+    c = PIIPConfig.from_dict(_with("interactions.count", 1))
+    assert c.fingerprint() != PIIPConfig.from_dict(TINY).fingerprint()
