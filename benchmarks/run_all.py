@@ -1,0 +1,47 @@
+"""Run every benchmark in turn (full settings; hours on a 2-core CPU). Each writes benchmarks/results/*.json.
+
+    python benchmarks/run_all.py [--quick]    # --quick: smaller settings, minutes, for a smoke check
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+FULL = [
+    ["bench_flops.py", "--published"],
+    ["bench_forward.py"],
+    ["bench_proxy.py"],
+    ["bench_rank_fidelity.py"],
+    ["bench_search_efficiency.py"],
+    ["bench_search_efficiency.py", "--noise", "1", "--seeds", "3", "--trials", "100"],
+    ["bench_multifidelity.py", "--trials", "60", "--seeds", "3"],
+    ["bench_driver_overhead.py"],
+]
+QUICK = [
+    ["bench_flops.py", "--random", "10"],
+    ["bench_forward.py", "--iters", "3"],
+    ["bench_proxy.py", "--seeds", "0"],
+    ["bench_search_efficiency.py", "--quick"],
+    ["bench_multifidelity.py", "--trials", "30", "--seeds", "1"],
+    ["bench_driver_overhead.py", "--fill", "200", "--measure", "20"],
+]
+
+
+def main() -> int:
+    plan = QUICK if "--quick" in sys.argv[1:] else FULL
+    failed = []
+    for cmd in plan:
+        print(f"== {' '.join(cmd)}", flush=True)
+        if subprocess.call([sys.executable, str(HERE / cmd[0]), *cmd[1:]]) != 0:
+            failed.append(cmd[0])
+    if failed:
+        print(f"failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
