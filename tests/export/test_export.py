@@ -150,3 +150,25 @@ def test_bad_space_file_exits_2(tmp_path, capsys):
     code, out, err = _run(capsys, "run", "--space", str(p), "--trials-dir", str(tmp_path))
     assert code == 2 and "bad.yaml" in err and "Q" in err
     assert not (tmp_path / "x").exists()  # failed before any work
+
+
+def test_dashboard_serves_the_study(study_dir):
+    """optuna-dashboard (what `piip-search dashboard` serves) reads our storage and lists the study."""
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    study, _ = attach_study("ex", storage_url=None, trials_dir=study_dir)
+    app = wsgi(study._storage)
+    status = {}
+    env = {"PATH_INFO": "/api/studies"}
+    setup_testing_defaults(env)
+    body = b"".join(app(env, lambda s, h, exc_info=None: status.update(s=s)))
+    assert status["s"].startswith("200")
+    names = [s["study_name"] for s in json.loads(body)["study_summaries"]]
+    assert names == ["ex"]
+
+
+def test_dashboard_on_a_missing_study_exits_2(tmp_path, capsys):
+    code, out, err = _run(capsys, "dashboard", "nope", "--trials-dir", str(tmp_path))
+    assert code == 2 and "nope" in err
