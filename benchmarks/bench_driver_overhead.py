@@ -17,7 +17,7 @@ from pathlib import Path
 
 import optuna
 
-from piip_search.search import SearchSpace, default_space_path
+from piip_search.search import SearchSpace
 from piip_search.search._driver import SearchDriver, open_study
 from piip_search.search._evaluators import resolve_evaluator
 

@@ -42,7 +42,6 @@ from piip_search.flops import count  # noqa: E402
 from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E402
 from piip_search.search._driver import SearchDriver, make_sampler  # noqa: E402
 
-
 NOISE, SLOWDOWN = 1.0, 0.0
 
 

@@ -64,17 +64,17 @@ def main() -> None:
 
     default_dataset_dir()  # generate the cached set once, outside the timings
     runs = []
-    print(f"{'seed':>4} {'status':>8} {'AP50':>6} {'AP':>6} {'iters':>5} {'process s':>9} {'train_proxy s':>13} "
-          f"{'train s':>7} {'img/s':>6} {'peak MB':>7}")
+    print(f"{'seed':>4} {'status':>8} {'AP50':>6} {'AP':>6} {'iters':>5} {'process s':>9} "
+          f"{'train_proxy s':>13} {'train s':>7} {'img/s':>6} {'peak MB':>7}")
     for seed in args.seeds:
         res, wall = run_one(args.config, {**overrides, "seed": seed})
         runs.append({"seed": seed, "process_wall_s": round(wall, 2), **{k: res[k] for k in (
             "status", "message", "ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "iters", "wall_s",
             "train_s", "eval_s", "images_per_s", "peak_mem_mb", "loss_start", "loss_end", "input_side")}})
         r = runs[-1]
-        print(f"{seed:>4} {r['status']:>8} {r['ap50'] or 0:6.3f} {r['ap'] or 0:6.3f} {r['iters']:>5} {wall:9.1f} "
-              f"{r['wall_s']:13.1f} {r['train_s']:7.1f} {r['images_per_s'] or 0:6.1f} {r['peak_mem_mb'] or 0:7.0f}",
-              flush=True)
+        print(f"{seed:>4} {r['status']:>8} {r['ap50'] or 0:6.3f} {r['ap'] or 0:6.3f} {r['iters']:>5} "
+              f"{wall:9.1f} {r['wall_s']:13.1f} {r['train_s']:7.1f} {r['images_per_s'] or 0:6.1f} "
+              f"{r['peak_mem_mb'] or 0:7.0f}", flush=True)
     ok = [r for r in runs if r["status"] == "ok"]
     summary = {
         "process_wall_s_mean": round(statistics.mean(r["process_wall_s"] for r in runs), 2),
@@ -91,8 +91,8 @@ def main() -> None:
         "config": args.config,
         "settings": {**ProxySettings(**overrides).to_dict(), "seed": "per run"},
         "dataset": str(default_dataset_dir()),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                     "load_average_at_end": os.getloadavg()},
         "runs": runs,
         "summary": summary,

@@ -37,7 +37,7 @@ def _cfg(branches: list[dict[str, Any]], **inter: Any) -> dict[str, Any]:
 
 
 def _res(*res: int) -> list[dict[str, Any]]:
-    return [{**b, "resolution": r} for b, r in zip((_B1, _B2, _B3), res)]
+    return [{**b, "resolution": r} for b, r in zip((_B1, _B2, _B3), res, strict=True)]
 
 
 #: name -> config dict; every one costs about as much as tiny-piip-3branch, or less.
@@ -49,7 +49,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "top-down": _cfg([_B1, _B2, _B3], direction="top-down"),
     "one-interaction": _cfg([_B1, _B2, _B3], count=1),
     "two-branch-128-256": _cfg([_B1, _B3]),
-    "narrow-64-64-32": _cfg([{**_B1, "embed_dim": 64, "num_heads": 2}, {**_B2, "embed_dim": 64, "num_heads": 2},
+    "narrow-64-64-32": _cfg([{**_B1, "embed_dim": 64, "num_heads": 2},
+                             {**_B2, "embed_dim": 64, "num_heads": 2},
                              {**_B3, "embed_dim": 32, "num_heads": 1}]),
     "single-vit-128-at-256": _cfg([{**_B1, "resolution": 256, "window_size": 8}], direction="none", count=1),
     "regular-attention": _cfg([_B1, _B2, _B3], attention="regular"),
@@ -83,12 +84,14 @@ def main() -> None:
         record = json.loads(args.out.read_text())
         if record.get("short_settings") != short.to_dict() or record.get("factor") != args.factor:
             record = {"runs": {}}  # the defaults changed: start over
-    record.update({"benchmark": "bench_rank_fidelity", "factor": args.factor, "short_settings": short.to_dict(),
-                   "long_settings": long.to_dict(), "dataset": str(data), "configs": {n: CONFIGS[n] for n in names}})
+    record.update({"benchmark": "bench_rank_fidelity", "factor": args.factor,
+                   "short_settings": short.to_dict(), "long_settings": long.to_dict(), "dataset": str(data),
+                   "configs": {n: CONFIGS[n] for n in names}})
 
     def save() -> None:
         done = [n for n in names if all(k in record["runs"].get(n, {}) for k in ("short", "long"))]
-        ok = [n for n in done if record["runs"][n]["short"]["status"] == record["runs"][n]["long"]["status"] == "ok"]
+        ok = [n for n in done
+              if record["runs"][n]["short"]["status"] == record["runs"][n]["long"]["status"] == "ok"]
         summary: dict[str, Any] = {"configs_done": len(done), "configs_ok": len(ok)}
         if len(ok) >= 3:
             for metric in ("ap", "ap50"):
@@ -98,7 +101,8 @@ def main() -> None:
         summary["target"] = {"kendall_tau_ap": 0.6}
         record["summary"] = summary
         record["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(),
-                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg()}
+                             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                             "load_average": os.getloadavg()}
         record["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(record, indent=2) + "\n")

@@ -100,8 +100,8 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from piip_search.proxy import ProxySettings, train_proxy
 
-    overrides = {k: v for k, v in (("iters", args.iters), ("detector", args.detector), ("device", args.device))
-                 if v is not None}
+    given = (("iters", args.iters), ("detector", args.detector), ("device", args.device))
+    overrides = {k: v for k, v in given if v is not None}
     settings = ProxySettings(**overrides)  # a bad value raises ConfigError: exit 2 with its message
     result = train_proxy(args.config, args.data, settings, progress=True)  # the bar goes to stderr
     if args.json:
@@ -194,7 +194,7 @@ def _print_front(front, *, title: str) -> None:
         t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
     for r in front.points:
         cfg = r.config or {}
-        br = " / ".join(f"{b.get('model') or 'd%s' % b.get('embed_dim')}@{b.get('resolution')}"
+        br = " / ".join(f"{b.get('model') or 'd' + str(b.get('embed_dim'))}@{b.get('resolution')}"
                         for b in cfg.get("branches", []))
         it = cfg.get("interactions", {})
         t.add_row(str(r.number), f"{r.gflops:.4f}", f"{(r.params or 0) / 1e6:.3f}", f"{(r.ap or 0):.4f}",

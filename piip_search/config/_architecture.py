@@ -53,7 +53,7 @@ class BranchConfig(_Frozen):
     def _dims_given(self) -> BranchConfig:
         explicit = [self.embed_dim, self.depth, self.num_heads]
         if self.model is None and any(v is None for v in explicit):
-            missing = [n for n, v in zip(("embed_dim", "depth", "num_heads"), explicit) if v is None]
+            missing = [n for n, v in zip(("embed_dim", "depth", "num_heads"), explicit, strict=True) if v is None]
             raise ValueError(f"give a preset `model` (T/S/B/L/H/6B) or all of embed_dim/depth/num_heads; "
                              f"missing {missing}")
         return self
@@ -285,7 +285,7 @@ def _check_config(cfg: PIIPConfig) -> None:
         if len(counts) != 1:
             _fail("interactions.indexes", "every branch needs the same number of interactions",
                   [len(r) for r in inter.indexes])
-        for i, (ranges, b) in enumerate(zip(inter.indexes, cfg.branches)):
+        for i, (ranges, b) in enumerate(zip(inter.indexes, cfg.branches, strict=True)):
             expected = 0
             for j, (s, e) in enumerate(ranges):
                 p = f"interactions.indexes[{i}][{j}]"

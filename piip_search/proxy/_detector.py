@@ -3,11 +3,12 @@
 The PIIP backbone returns `{"p2", "p3", "p4", "p5"}` (strides 4/8/16/32, branch1's width); a
 `torchvision.ops.FeaturePyramidNetwork` maps them to `fpn_channels` and adds the extra levels each head needs:
 P6 by max-pool for the R-CNNs (`LastLevelMaxPool`, as the PIIP Mask R-CNN configs do), P6/P7 by strided convs
-on P5 for RetinaNet and FCOS (`LastLevelP6P7`, which use P3-P7). R-CNN and RetinaNet anchor sizes are
-torchvision's (tuned for an 800-pixel side) scaled by `input_side / 800`, so anchors cover the same fraction of
-the image at any proxy resolution; FCOS's one point per location keeps size = stride, which its center sampling
-and level ranges assume. The image transform never rescales: the data reader already delivers square images of the
-input side, and a wrong size is an error rather than a silent resize.
+on P5 for RetinaNet and FCOS (`LastLevelP6P7`, which use P3-P7), or P2-P6 for them too with `min_level=2`
+(small proxy inputs). R-CNN and RetinaNet anchor sizes are torchvision's (tuned for an 800-pixel side)
+scaled by `input_side / 800`, so anchors cover the same fraction of the image at any proxy resolution; FCOS's
+one point per location keeps size = stride, which its center sampling and level ranges assume. The image
+transform never rescales: the data reader already delivers square images of the input side, and a wrong size
+is an error rather than a silent resize.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class PyramidFPN(nn.Module):
         feats = body(x)
         missing = [k for k in self.in_levels if k not in feats]
         if missing:
-            raise KeyError(f"the backbone returned levels {sorted(feats)}; the FPN needs {list(self.in_levels)}")
+            raise KeyError(f"the backbone returned levels {sorted(feats)}; "
+                           f"the FPN needs {list(self.in_levels)}")
         return {k: feats[k] for k in self.in_levels}
 
 
@@ -141,15 +143,16 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
     """A torchvision detector on the PIIP backbone of `cfg`.
 
     Args:
-        cfg: A detection config. Its resolutions are scaled by `settings.resolution_scale` first (and drop-path
-            rates set to `settings.drop_path` if given): see `proxy_config`.
+        cfg: A detection config. Its resolutions are scaled by `settings.resolution_scale` first (and
+            drop-path rates set to `settings.drop_path` if given): see `proxy_config`.
         num_classes: Object classes, *without* background (the R-CNNs add the background class themselves).
         detector: "faster_rcnn" | "mask_rcnn" | "retinanet" | "fcos"; None = `settings.detector`.
-        settings: FPN width, head sizes, resolution scale, evaluation score threshold (default: `ProxySettings()`).
+        settings: FPN width, head sizes, levels, resolution scale, evaluation score threshold
+            (default: `ProxySettings()`).
 
     Returns:
-        The detector (train mode). `model.input_side` is the square side its images must have; `model.piip_cfg`
-        is the (scaled) config the backbone was built from.
+        The detector (train mode). `model.input_side` is the square side its images must have;
+        `model.piip_cfg` is the (scaled) config the backbone was built from.
 
     Raises:
         ConfigError: the config is not a detection config, or cannot be built.
@@ -207,7 +210,7 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
             levels, extra, strides = _RCNN_LEVELS, LastLevelMaxPool(), (4, 8, 16, 32, 64)
         backbone = PyramidFPN(body, levels, _channels_of(body, levels), C, extra)
         if kind == "retinanet":
-            # torchvision's RetinaNet anchors (32..512 on P3-P7 at 800 px), i.e. 4x the stride, scaled to the side.
+            # torchvision's RetinaNet anchors (32..512 on P3-P7 at 800 px): 4x the stride, scaled to the side.
             sizes = _scaled_sizes(tuple(4 * st * 800 / REFERENCE_SIDE for st in strides), side)
             anchors = AnchorGenerator(tuple((a, a * 2 ** (1 / 3), a * 2 ** (2 / 3)) for a in sizes),
                                       ((0.5, 1.0, 2.0),) * len(sizes))
@@ -215,11 +218,15 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
             model = RetinaNet(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
                               score_thresh=s.score_thresh, detections_per_img=100, **common)
         else:
-            # FCOS: one "anchor" per location whose size must equal the level's stride: torchvision uses it as
-            # the stride in center sampling (radius 1.5 a) and the level's regression range [4a, 8a]. Not scaled:
-            # smaller anchors than the stride would leave most objects without a positive location.
+            # FCOS: one "anchor" per location whose size must equal the level's stride: torchvision uses it
+            # as the stride in center sampling (radius 1.5 a) and the level's regression range [4a, 8a]. Not
+            # scaled: anchors smaller than the stride leave most objects without a positive location.
             anchors = AnchorGenerator(tuple((a,) for a in strides), ((1.0,),) * len(strides))
             head = FCOSHead(C, 1, num_classes + 1, num_convs=s.head_convs)
+            # torchvision ends the box regression in a ReLU, which can die in a short from-scratch run (every
+            # location then predicts an empty box and AP is 0: seen on 1 run in 3 with a thin head). A softplus
+            # before it keeps the distances positive with a gradient everywhere (the FCOS paper uses exp).
+            head.regression_head.bbox_reg = nn.Sequential(head.regression_head.bbox_reg, nn.Softplus())
             model = FCOS(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
                          score_thresh=s.score_thresh, detections_per_img=100, **common)
 

@@ -48,8 +48,8 @@ class ProxySettings:
         box_head_dim: Hidden width of the R-CNN box head (torchvision's default is 1024).
         min_level: Finest pyramid level of the one-stage heads: 3 = the standard P3-P7, 2 = P2-P6 (stride 4
             to 64; small inputs keep positive locations for objects of a few pixels). R-CNNs always use P2-P6.
-        resolution_scale: Multiplies every branch resolution (rounded to a multiple of 16, at least 32) to make
-            runs cheaper; the images are read at the scaled input side.
+        resolution_scale: Multiplies every branch resolution (rounded to a multiple of 16, at least 32) to
+            make runs cheaper; the images are read at the scaled input side.
         hflip: Random horizontal flips during training (seeded).
         seed: Seeds python, numpy and torch, the data order and the flips.
         device: "cpu", "cuda", "cuda:N"; None = cuda if available, else cpu.

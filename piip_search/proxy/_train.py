@@ -136,7 +136,8 @@ def _resolve_device(name: str | None) -> torch.device:
         raise _RunFailure("invalid_config", f"proxy.device: not a torch device, got {name!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise _RunFailure("invalid_config", f"proxy.device: {name!r} asked for, but CUDA is not available")
+            raise _RunFailure("invalid_config",
+                              f"proxy.device: {name!r} asked for, but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise _RunFailure("invalid_config", f"proxy.device: {name!r} does not exist "
                               f"({torch.cuda.device_count()} CUDA device(s))")
@@ -206,7 +207,8 @@ def param_groups(model: nn.Module, cfg: PIIPConfig, *, lr: float, weight_decay: 
     """AdamW parameter groups: no decay on 1-d parameters (norms, biases, gammas), position embeddings and cls
     tokens; with `layer_decay`, the PIIP recipe's layer-wise rates (§5): branch i's block k sits at layer
     `round((k + 1) * L / depth_i)` with L the deepest branch's depth, patch/position embeddings at layer 0,
-    everything else (interactions, merge, neck, heads) at L + 1 with the full rate; scale = decay^(L + 1 - layer).
+    everything else (interactions, merge, neck, heads) at L + 1 with the full rate;
+    scale = decay^(L + 1 - layer).
     """
     num_layers = max(b.n_blocks for b in cfg.branches)
     skip = _no_weight_decay_names(model)
@@ -267,7 +269,7 @@ class _EMA:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         torch._foreach_lerp_(self._ema, [p.detach() for p in self._src], 1.0 - d)
-        for e, b in zip(self._ema_buf, self._src_buf):
+        for e, b in zip(self._ema_buf, self._src_buf, strict=True):
             e.copy_(b)
 
 
@@ -327,7 +329,7 @@ class _Batches:
         if not self.hflip:
             return items
         flips = (torch.rand(len(items), generator=self.flip_gen) < 0.5).tolist()
-        return [_flip(*item) if f else item for item, f in zip(items, flips)]
+        return [_flip(*item) if f else item for item, f in zip(items, flips, strict=True)]
 
 
 def _flip(image: torch.Tensor, target: Any) -> tuple[torch.Tensor, Any]:
@@ -393,8 +395,8 @@ def _load_classification_data(data_dir: Any, side: int, val_images: int | None
         from torch.utils.data import Subset
 
         val = Subset(val, range(val_images))
-    return (_Split(train, preload=len(train) <= _PRELOAD_LIMIT), _Split(val, preload=len(val) <= _PRELOAD_LIMIT),
-            len(train.classes))
+    return (_Split(train, preload=len(train) <= _PRELOAD_LIMIT),
+            _Split(val, preload=len(val) <= _PRELOAD_LIMIT), len(train.classes))
 
 
 def _to_device(batch: list[tuple[torch.Tensor, Any]], device: torch.device
@@ -415,8 +417,14 @@ class _Progress:
         self._p = None
         if enabled:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[ips]} img/s"),
@@ -461,7 +469,8 @@ def _evaluate_detector(model: nn.Module, val: _Split, gt_ds: Any, image_ids: lis
             # One-stage heads have a never-trained logit for label 0 (background): drop what it predicts.
             outputs = [{k: (v.float() if v.is_floating_point() else v)[o["labels"] > 0] for k, v in o.items()}
                        for o in outputs]
-            preds += to_coco_predictions(outputs, [t for _, t in batch], label_to_category=gt_ds.label_to_category,
+            preds += to_coco_predictions(outputs, [t for _, t in batch],
+                                         label_to_category=gt_ds.label_to_category,
                                          score_threshold=s.score_thresh, with_masks=with_masks)
     finally:
         model.train(was_training)
@@ -710,8 +719,8 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, ema: _
             recent = losses[-_LOSS_WINDOW:]
             ips = it * s.batch_size / max(train_s, 1e-9)
             bar.update(it, loss=f"{sum(recent) / len(recent):.3f}", ips=f"{ips:.1f}")
-            log(f"iter {it}/{s.iters} loss {sum(recent) / len(recent):.4f} lr {opt.param_groups[0]['lr']:.2e} "
-                f"img/s {ips:.1f}")
+            log(f"iter {it}/{s.iters} loss {sum(recent) / len(recent):.4f} "
+                f"lr {opt.param_groups[0]['lr']:.2e} img/s {ips:.1f}")
         else:
             bar.update(it)
         if s.time_budget_s is not None and time.perf_counter() - t0 >= s.time_budget_s and it < s.iters:

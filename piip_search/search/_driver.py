@@ -298,7 +298,7 @@ def objectives_of(space: Any) -> list[tuple[str, str]]:
         elif isinstance(o, (tuple, list)):
             out.append((str(o[0]), str(o[1])))
         else:
-            out.append((str(getattr(o, "name")), str(getattr(o, "direction"))))
+            out.append((str(o.name), str(o.direction)))
     return out
 
 

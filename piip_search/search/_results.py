@@ -126,7 +126,7 @@ def pareto_front(study: optuna.Study) -> FrontInfo:
         return FrontInfo(objs, [], 0.0, ref, None, len(recs), 0)
     pts = np.array([c.values for c in cand], dtype=float)
     mask = _pareto.pareto_mask(pts, directions)
-    front = [c for c, m in zip(cand, mask) if m]
+    front = [c for c, m in zip(cand, mask, strict=True) if m]
     front.sort(key=lambda r: r.values[0])
     fpts = np.array([f.values for f in front], dtype=float)
     hv = float(_pareto.hypervolume(fpts, ref, directions))

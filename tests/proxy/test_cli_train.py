@@ -31,7 +31,8 @@ def test_train_json(data: Path, config: Path, capsys: pytest.CaptureFixture[str]
     assert code == 0, out
     assert JSON_KEYS <= set(out)
     assert out["status"] == "ok" and out["iters"] == 2 and out["device"] == "cpu"
-    assert all(isinstance(out[k], float) for k in ("ap", "ap50", "ap75", "wall_s", "images_per_s", "peak_mem_mb"))
+    floats = ("ap", "ap50", "ap75", "wall_s", "images_per_s", "peak_mem_mb")
+    assert all(isinstance(out[k], float) for k in floats)
 
 
 def test_train_human_output(data: Path, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,7 +41,8 @@ def test_train_human_output(data: Path, config: Path, capsys: pytest.CaptureFixt
     assert code == 0 and "ap50" in out and "faster_rcnn" in out
 
 
-def test_train_exit_codes(data: Path, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_exit_codes(data: Path, config: Path, tmp_path: Path,
+                          capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", str(config), "--data", str(tmp_path / "none"), "--iters", "1", "--json"]) == 2
     captured = capsys.readouterr()
     assert json.loads(captured.out)["status"] == "data_error" and "data_error" in captured.err

@@ -178,3 +178,18 @@ def test_one_stage_pyramid_skips_only_the_stride_4_level() -> None:
     assert list(fast) == ["p3", "p4", "p5"]
     for k, v in fast.items():
         torch.testing.assert_close(v, full[k])
+
+
+def test_fcos_box_regression_cannot_die() -> None:
+    # torchvision's FCOS regression ends in a ReLU; a softplus in front keeps a gradient everywhere.
+    model = build_detector(micro_config(), num_classes=2, detector="fcos",
+                           settings=ProxySettings(resolution_scale=1.0, fpn_channels=32))
+    reg = model.head.regression_head
+    assert isinstance(reg.bbox_reg[-1], torch.nn.Softplus)
+    with torch.no_grad():
+        reg.bbox_reg[0].bias.fill_(-20.0)  # a ReLU head would now output 0 with zero gradient everywhere
+    feats = [torch.randn(1, 32, 4, 4, requires_grad=True)]
+    out, _ = reg(feats)
+    assert (out > 0).all()
+    out.sum().backward()
+    assert reg.bbox_reg[0].weight.grad.abs().sum() > 0

@@ -175,3 +175,10 @@ def test_worker_loading_gives_the_same_run(data: Path, monkeypatch: pytest.Monke
     streamed = _run(data, iters=4, num_workers=1)
     assert in_memory.status == streamed.status == "ok"
     assert in_memory.loss_end == streamed.loss_end
+
+
+def test_default_data_is_the_cached_synthetic_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIIP_SEARCH_CACHE", str(tmp_path))
+    res = train_proxy(micro_config(), None, ProxySettings(**FAST, iters=1, val_images=2), progress=False)
+    assert res.status == "ok", res.message
+    assert list(tmp_path.glob("synthetic-*/annotations/instances_val.json"))

@@ -71,7 +71,8 @@ def test_killed_worker_trial_is_failed_and_retried_on_resume(tmp_path):
     params = study.trials[0].params
 
     resumed = subprocess.run(_cli("run", "--space", str(space), "--study", "k", "--trials", "1", "--resume",
-                                  "--trials-dir", str(tmp_path), "--evaluator", "tests.search.fake_evaluators:evaluate"),
+                                  "--trials-dir", str(tmp_path),
+                                  "--evaluator", "tests.search.fake_evaluators:evaluate"),
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     study, _ = attach_study("k", storage_url=None, trials_dir=tmp_path)
