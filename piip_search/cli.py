@@ -343,9 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import logging
+    if args.command in ("run", "worker"):  # our own progress says what optuna's INFO lines would
+        import optuna
 
-    logging.getLogger("optuna").setLevel(logging.WARNING)  # our own progress says what optuna's INFO lines would
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except PiipSearchError as e:
