@@ -43,6 +43,7 @@ from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E4
 from piip_search.search._driver import SearchDriver, make_sampler  # noqa: E402
 
 NOISE, SLOWDOWN = 1.0, 0.0
+RUNGS = (500, 1500, 4500)
 
 
 def make_evaluator(seed: int, spent: list[int]):
@@ -114,7 +115,9 @@ def main() -> None:
     global NOISE, SLOWDOWN
     NOISE, SLOWDOWN = args.noise, args.slowdown
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    base = SearchSpace.from_yaml(ROOT / "search_spaces" / "paper.yaml")
+    paper = SearchSpace.from_yaml(ROOT / "search_spaces" / "paper.yaml").to_dict()
+    paper["fidelity"] = {"rungs": list(RUNGS), "eta": 3, "min_results": 5}  # commented out in paper.yaml
+    base = SearchSpace.from_dict(paper, source="paper.yaml + fidelity")
     d = copy.deepcopy(base.to_dict())
     d.pop("fidelity", None)
     full_space = SearchSpace.from_dict(d, source="paper.yaml without fidelity")

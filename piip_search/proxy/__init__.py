@@ -14,7 +14,7 @@ from piip_search.proxy._detector import (
     detector_input_side,
 )
 from piip_search.proxy._evaluate import AP_KEYS, EVAL_BACKENDS, evaluate_detections, to_coco_predictions
-from piip_search.proxy._settings import DETECTORS, ProxySettings, scale_config
+from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config, scale_config
 from piip_search.proxy._train import STATUSES, ProxyResult, param_groups, train_proxy
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "detector_input_side",
     "evaluate_detections",
     "param_groups",
+    "proxy_config",
     "scale_config",
     "to_coco_predictions",
     "train_proxy",

@@ -69,7 +69,7 @@ class PyramidFPN(nn.Module):
         self.out_channels = out_channels
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return self.fpn(OrderedDict((k, v) for k, v in self.body_levels(x).items()))
+        return self.fpn(OrderedDict(self.body_levels(x)))
 
     def body_levels(self, x: Tensor) -> dict[str, Tensor]:
         """The backbone maps this FPN reads. Without p2 (RetinaNet/FCOS), a `PIIPBackbone` skips its stride-4
@@ -77,8 +77,7 @@ class PyramidFPN(nn.Module):
         running its documented stages (`forward_branches`, `merge`, `pyramid.fpn2..fpn4`) itself."""
         body = self.body
         pyr = getattr(body, "pyramid", None)
-        if ("p2" not in self.in_levels and self.in_levels == ("p3", "p4", "p5")
-                and all(hasattr(pyr, n) for n in ("fpn2", "fpn3", "fpn4"))
+        if (self.in_levels == ("p3", "p4", "p5") and all(hasattr(pyr, n) for n in ("fpn2", "fpn3", "fpn4"))
                 and hasattr(body, "forward_branches") and hasattr(body, "merge")):
             merged = body.merge(body.forward_branches(x))
             return {"p3": pyr.fpn2(merged), "p4": pyr.fpn3(merged), "p5": pyr.fpn4(merged)}

@@ -745,3 +745,4 @@ def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, ema: _
             t_eval = time.perf_counter()
             record(res.iters, evaluate())
             res.eval_s += time.perf_counter() - t_eval
+            bar.update(res.iters, note="")

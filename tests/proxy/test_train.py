@@ -182,3 +182,10 @@ def test_default_data_is_the_cached_synthetic_set(tmp_path: Path, monkeypatch: p
     res = train_proxy(micro_config(), None, ProxySettings(**FAST, iters=1, val_images=2), progress=False)
     assert res.status == "ok", res.message
     assert list(tmp_path.glob("synthetic-*/annotations/instances_val.json"))
+
+
+def test_mask_rcnn_reports_mask_ap(data: Path) -> None:
+    res = _run(data, iters=2, detector="mask_rcnn", fpn_channels=32, box_head_dim=64)
+    assert res.status == "ok", res.message
+    assert res.detector == "mask_rcnn" and res.mask_ap is not None and res.mask_ap50 is not None
+    assert {"mask_ap", "mask_ap50"} <= set(res.history[-1])
