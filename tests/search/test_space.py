@@ -83,7 +83,7 @@ def test_shipped_space_parses_and_round_trips(shipped):
 def test_shipped_space_details():
     default = SearchSpace.from_yaml("default", check_proxy=False)
     assert default.flops_convention == "model" and default.evaluator == "builtin:proxy"
-    assert default.fidelity_schedule() is None and default.proxy["iters"] == 150
+    assert default.fidelity_schedule() is None and default.proxy["iters"] == 240
     tiny = load_config("tiny-piip-3branch")
     assert default.params_from_config(tiny)["b2.window_size"] == 8
     assert count(tiny, convention=default.flops_convention).gflops <= default.budgets.max_gflops
