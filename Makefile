@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 search: setup
-	$(VENV)/bin/piip-search run
+	$(VENV)/bin/piip-search run --resume
 
 demo: setup
 	$(VENV)/bin/piip-search describe tiny-piip-3branch
