@@ -192,14 +192,11 @@ def _print_front(front, *, title: str) -> None:
                                    f"FLOPs are multiply-adds")
     for col in ("trial", "GFLOPs", "params (M)", "AP", "knee", "branches (model@resolution)", "interactions"):
         t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
+    from piip_search.search._results import branches_label, interactions_label
+
     for r in front.points:
-        cfg = r.config or {}
-        br = " / ".join(f"{b.get('model') or 'd' + str(b.get('embed_dim'))}@{b.get('resolution')}"
-                        for b in cfg.get("branches", []))
-        it = cfg.get("interactions", {})
         t.add_row(str(r.number), f"{r.gflops:.4f}", f"{(r.params or 0) / 1e6:.3f}", f"{(r.ap or 0):.4f}",
-                  "*" if front.knee is r else "", br,
-                  f"{it.get('count', '')} {it.get('direction', '')} {it.get('attention', '')}")
+                  "*" if front.knee is r else "", branches_label(r.config), interactions_label(r.config))
     if not front.points:
         t.add_row("-", "-", "-", "-", "", "no feasible trial at full fidelity yet", "")
     _console().print(t)

@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 
 from piip_search.search._pareto import hypervolume, pareto_mask
-from piip_search.search._results import FrontInfo, TrialRecord, pareto_front, records
+from piip_search.search._results import (
+    FrontInfo,
+    TrialRecord,
+    branches_label,
+    interactions_label,
+    pareto_front,
+    records,
+)
 
 
 @dataclass
@@ -33,8 +41,6 @@ def report_info(study: optuna.Study) -> ReportInfo:
     for r in recs:
         if r.on_front_candidate:
             pts.append(r.values)  # type: ignore[arg-type]
-            import numpy as np
-
             arr = np.array(pts, dtype=float)
             hist.append((r.number, float(hypervolume(arr[pareto_mask(arr, directions)], front.reference_point,
                                                      directions))))
@@ -42,14 +48,7 @@ def report_info(study: optuna.Study) -> ReportInfo:
 
 
 def _branches_text(cfg: dict[str, Any] | None) -> str:
-    if not cfg:
-        return ""
-    parts = []
-    for b in cfg.get("branches", []):
-        size = b.get("model") or f"d{b.get('embed_dim')}x{b.get('depth')}"
-        parts.append(f"{size}@{b.get('resolution')}")
-    inter = cfg.get("interactions", {})
-    return " / ".join(parts) + f" | {inter.get('count', '')}x {inter.get('direction', '')} {inter.get('attention', '')}"
+    return f"{branches_label(cfg)} | {interactions_label(cfg)}" if cfg else ""
 
 
 def render_report(info: ReportInfo, path: str | Path) -> Path:

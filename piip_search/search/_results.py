@@ -16,6 +16,17 @@ from piip_search.errors import StudyError
 from piip_search.search import _pareto
 
 
+def branches_label(cfg: dict[str, Any] | None) -> str:
+    """`B@448 / S@896 / T@1120` (custom widths as `d64`) of a recorded config dict."""
+    return " / ".join(f"{b.get('model') or 'd' + str(b.get('embed_dim'))}@{b.get('resolution')}"
+                      for b in (cfg or {}).get("branches", []))
+
+
+def interactions_label(cfg: dict[str, Any] | None) -> str:
+    it = (cfg or {}).get("interactions", {})
+    return f"{it.get('count', '')} {it.get('direction', '')} {it.get('attention', '')}".strip()
+
+
 @dataclass
 class TrialRecord:
     number: int
