@@ -84,7 +84,7 @@ def _cmd_make_data(args: argparse.Namespace) -> int:
 
     images = DEFAULT_IMAGES if args.images is None else args.images
     size = DEFAULT_SIZE if args.size is None else args.size
-    root = make_synthetic_coco(args.out, images=images, size=size, seed=args.seed)
+    root = make_synthetic_coco(args.out, images=images, size=size, seed=args.seed, min_object=args.min_object)
     layout = coco_layout(root)
     print(f"wrote a synthetic COCO dataset to {root}")
     for split, img_dir, ann in (("train", layout.train_images, layout.train_json),
@@ -276,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--images", type=int, default=None, help="number of training images")
     sp.add_argument("--size", type=int, default=None, help="image side in pixels")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--min-object", type=float, default=None,
+                    help="smallest object diameter in pixels (default: size / 10)")
 
     sp = cmd("train", _cmd_train, "one proxy training run of a config; prints AP")
     sp.add_argument("config", metavar="CONFIG", help="YAML path or shipped model name")
@@ -290,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--study", default=None, help="study name (default: the space's name)")
     sp.add_argument("--storage", default=None, help="Optuna storage URL (default: trials/<study>/study.db)")
     sp.add_argument("--trials", type=int, default=None, help="number of trials to run now")
-    sp.add_argument("--sampler", default=None, choices=["nsga2", "tpe", "gp", "random"])
+    sp.add_argument("--sampler", default=None, choices=["auto", "nsga2", "tpe", "gp", "random"])
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
     sp.add_argument("--evaluator", default=None, help="builtin:proxy | builtin:flops-only | package.module:function")

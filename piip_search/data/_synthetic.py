@@ -2,10 +2,17 @@
 
 Every image holds 1-8 objects of five classes (circle, square, triangle, ring, cross) whose colour *and*
 shape differ, drawn over a textured background (colour gradient, low-frequency blobs, a few distractor
-lines, 2x2-pixel grain noise). Object diameters are log-uniform from 5 px (or S/48) to 0.8 S, so at the
-default 256 px about 65% of the objects are COCO-"small" (< 32² px), 25% "medium" and 10% "large": resolution
-(small objects vanish at a low input side) and capacity (large objects need a wide receptive field) both
-matter. Objects do not overlap, so every mask is exactly the visible object.
+lines, 2x2-pixel grain noise). Object diameters are log-uniform from `min_object` (S/10 by default: 25.6 px
+at the default 256 px) to 0.8 S. By COCO's area rule (triangles, crosses and rings cover less than their
+circle) about 35% of the objects are "small" (< 32² px), 45% "medium" and 20% "large", close to COCO's own
+41/34/24: resolution (the smallest objects are 13 px at the proxy's half-resolution input) and capacity
+(large objects need a wide receptive field) both matter. Objects do not overlap, so every mask is exactly
+the visible object.
+
+Why S/10: the default proxy run (`ProxySettings()`, 240 iterations) must reach AP50 >= 0.5 on the default
+tiny config within a minute of CPU. Measured on one seed (AP50 after the default run): min_object 5.3 px
+(S/48, version 1 of this generator) 0.29, 16 px 0.41, 21 px 0.47, 25.6 px 0.58. A smaller `min_object`
+(`make-data synthetic --min-object 4`) gives a harder, more resolution-sensitive set for longer proxies.
 
 The files are a real COCO dataset (PNG images, instances JSON with boxes, polygon masks and areas) in the
 layout `coco_layout` reads::
@@ -55,9 +62,10 @@ DEFAULT_SEED = 0
 MIN_SIZE = 32
 MAX_SIZE = 4096
 MAX_OBJECTS = 8
+DEFAULT_MIN_OBJECT_FRACTION = 10  # smallest diameter = size / 10 by default (see the module doc)
 
 # Bump when the drawing changes: it is part of the cache key, so old cached sets are not reused.
-_GENERATOR_VERSION = 1
+_GENERATOR_VERSION = 2
 _BASE_COLOURS = {  # RGB per class; each instance jitters around its class colour
     "circle": (215, 45, 45),
     "square": (45, 175, 70),
@@ -142,9 +150,9 @@ def _grain(rng: np.random.Generator, size: int) -> np.ndarray:
     return np.repeat(np.repeat(noise, 2, axis=0), 2, axis=1)[:size, :size]
 
 
-def _place_objects(rng: np.random.Generator, size: int) -> list[tuple[int, np.ndarray]]:
+def _place_objects(rng: np.random.Generator, size: int, min_object: float) -> list[tuple[int, np.ndarray]]:
     """Non-overlapping (class index, polygon in pixels) pairs, largest first."""
-    d_min, d_max = max(5.0, size / 48.0), 0.8 * size
+    d_min, d_max = min_object, 0.8 * size
     n = int(rng.integers(1, MAX_OBJECTS + 1))
     diameters = np.sort(np.exp(rng.uniform(math.log(d_min), math.log(d_max), n)))[::-1]
     placed: list[tuple[int, np.ndarray]] = []
@@ -168,7 +176,7 @@ def _place_objects(rng: np.random.Generator, size: int) -> list[tuple[int, np.nd
     return placed
 
 
-def _draw_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def _draw_image(rng: np.random.Generator, size: int, min_object: float) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """The uint8 (S, S, 3) image and its annotations (without ids)."""
     from pycocotools import mask as mask_utils
 
@@ -176,7 +184,7 @@ def _draw_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[d
 
     img = _background(rng, size)
     anns = []
-    for cls, poly in _place_objects(rng, size):
+    for cls, poly in _place_objects(rng, size, min_object):
         flat = [float(v) for v in poly.reshape(-1)]
         rle = segmentation_to_rle([flat], size, size)
         mask = decode_rle(rle).astype(bool)
@@ -198,6 +206,16 @@ def _draw_image(rng: np.random.Generator, size: int) -> tuple[np.ndarray, list[d
 # ---------------------------------------------------------------------------------------------------
 # the dataset
 # ---------------------------------------------------------------------------------------------------
+def _min_object(size: int, min_object: float | None) -> float:
+    """The smallest object diameter in pixels: `min_object`, or `size / 10` by default."""
+    if min_object is None:
+        return size / DEFAULT_MIN_OBJECT_FRACTION
+    if isinstance(min_object, bool) or not isinstance(min_object, (int, float)) or not 2 <= min_object <= 0.8 * size:
+        raise DatasetError(f"synthetic dataset: `min_object` must be a diameter in [2, {0.8 * size:g}] pixels "
+                           f"(0.8 x size), got {min_object!r}")
+    return float(min_object)
+
+
 def _check_args(images: int, val_images: int, size: int, seed: int) -> None:
     for name, value, lo in (("images", images, 1), ("val_images", val_images, 1), ("seed", seed, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lo:
@@ -207,13 +225,13 @@ def _check_args(images: int, val_images: int, size: int, seed: int) -> None:
                            f"pixels, got {size!r}")
 
 
-def _write_split(root: Path, split: str, n: int, size: int, seed: int) -> None:
+def _write_split(root: Path, split: str, n: int, size: int, seed: int, min_object: float) -> None:
     img_dir = root / split
     img_dir.mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
     for i in range(n):
         rng = np.random.default_rng([seed, _SPLITS.index(split), i])
-        pixels, anns = _draw_image(rng, size)
+        pixels, anns = _draw_image(rng, size, min_object)
         name = f"{i:06d}.png"
         Image.fromarray(pixels).save(img_dir / name, format="PNG", compress_level=1)
         images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
@@ -240,6 +258,7 @@ def make_synthetic_coco(
     val_images: int | None = None,
     size: int = DEFAULT_SIZE,
     seed: int = DEFAULT_SEED,
+    min_object: float | None = None,
 ) -> Path:
     """Write a synthetic COCO dataset (see the module docstring) and return its root folder.
 
@@ -252,6 +271,7 @@ def make_synthetic_coco(
         val_images: Number of validation images; None means ``max(1, images // 4)``.
         size: Side of the square images, in pixels (32 to 4096).
         seed: Seed; the same arguments give byte-identical files.
+        min_object: Smallest object diameter in pixels (2 to 0.8 * size); None means ``size / 10``.
 
     Raises:
         DatasetError: An argument is out of range, or ``out_dir`` is a file or a non-empty folder.
@@ -259,13 +279,15 @@ def make_synthetic_coco(
     if val_images is None:
         val_images = max(1, images // 4) if isinstance(images, int) else images
     _check_args(images, val_images, size, seed)
+    _min_object(size, min_object)
     root = Path(out_dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise DatasetError(f"{root}: output folder must not exist or be empty (it would mix datasets); "
                            f"choose a new folder")
     root.mkdir(parents=True, exist_ok=True)
-    _write_split(root, "train", images, size, seed)
-    _write_split(root, "val", val_images, size, seed)
+    d_min = _min_object(size, min_object)
+    _write_split(root, "train", images, size, seed, d_min)
+    _write_split(root, "val", val_images, size, seed, d_min)
     return root
 
 
@@ -284,6 +306,7 @@ def cached_synthetic_coco(
     val_images: int | None = None,
     size: int = DEFAULT_SIZE,
     seed: int = DEFAULT_SEED,
+    min_object: float | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
 ) -> Path:
     """The root of a synthetic dataset with these arguments, generated on first use and cached.
@@ -296,7 +319,7 @@ def cached_synthetic_coco(
         val_images = max(1, images // 4) if isinstance(images, int) else images
     _check_args(images, val_images, size, seed)
     params = {"version": _GENERATOR_VERSION, "images": images, "val_images": val_images,
-              "size": size, "seed": seed}
+              "size": size, "seed": seed, "min_object": _min_object(size, min_object)}
     key = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     base = Path(cache_dir) if cache_dir is not None else cache_root()
     final = base / f"synthetic-{key}"
@@ -309,7 +332,8 @@ def cached_synthetic_coco(
         raise DatasetError(f"{base}: cannot create the synthetic-data cache ({e.strerror}); "
                            f"set PIIP_SEARCH_CACHE to a writable folder") from e
     try:
-        make_synthetic_coco(tmp, images=images, val_images=val_images, size=size, seed=seed)
+        make_synthetic_coco(tmp, images=images, val_images=val_images, size=size, seed=seed,
+                            min_object=min_object)
         try:
             os.rename(tmp, final)
         except OSError:

@@ -65,9 +65,23 @@ def test_object_sizes_span_small_to_large(tmp_path: Path) -> None:
     anns = json.loads((root / "annotations" / "instances_train.json").read_text())["annotations"]
     areas = np.array([a["area"] for a in anns])
     sides = np.array([max(a["bbox"][2:]) for a in anns])
-    assert sides.min() < 10 and sides.max() > 0.5 * 256
-    assert (areas < 32**2).mean() > 0.3 and (areas >= 96**2).mean() > 0.03  # COCO small and large present
+    assert 0.8 * 256 / 10 <= sides.min() < 32 and sides.max() > 0.5 * 256  # default min_object = size / 10
+    assert (areas < 32**2).mean() > 0.2 and (areas >= 96**2).mean() > 0.1  # COCO small and large present
     assert {a["category_id"] for a in anns} == set(range(1, len(SYNTHETIC_CLASSES) + 1))
+
+
+def test_min_object_sets_the_smallest_objects(tmp_path: Path) -> None:
+    root = make_synthetic_coco(tmp_path / "ds", images=40, val_images=1, size=256, seed=0, min_object=4)
+    anns = json.loads((root / "annotations" / "instances_train.json").read_text())["annotations"]
+    sides = np.array([max(a["bbox"][2:]) for a in anns])
+    assert sides.min() < 10 and (sides < 25).mean() > 0.3
+
+
+@pytest.mark.parametrize("value", [1, 0.9 * 64, "8", True])
+def test_bad_min_object(tmp_path: Path, value: object) -> None:
+    with pytest.raises(DatasetError, match="`min_object`"):
+        make_synthetic_coco(tmp_path / "x", images=1, size=64, min_object=value)
+    assert not (tmp_path / "x").exists()
 
 
 def test_ring_mask_has_a_hole() -> None:
@@ -126,5 +140,5 @@ def test_default_dataset_dir_uses_the_cache_env(tmp_path: Path, monkeypatch: pyt
     root = default_dataset_dir()
     assert root.parent == tmp_path
     assert seen == {"images": synthetic.DEFAULT_IMAGES, "val_images": synthetic.DEFAULT_VAL_IMAGES,
-                    "size": synthetic.DEFAULT_SIZE, "seed": synthetic.DEFAULT_SEED}
+                    "size": synthetic.DEFAULT_SIZE, "seed": synthetic.DEFAULT_SEED, "min_object": None}
     assert default_dataset_dir() == root
