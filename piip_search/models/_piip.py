@@ -17,6 +17,7 @@ Deviations from the official code: resizing uses an integer target size instead 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -123,8 +124,9 @@ class PIIPBackbone(_PIIPTrunk):
         """Merged map (B, D_1, H_last, W_last) at stride 16."""
         return self.branch_merge(feats)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.pyramid(self.merge(self.forward_branches(x)))
+    def forward(self, x: torch.Tensor, levels: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Pyramid maps p2..p5 (strides 4..32), or only those in `levels` (the others are not computed)."""
+        return self.pyramid(self.merge(self.forward_branches(x)), levels)
 
     def output_shape(self) -> dict[str, ShapeSpec]:
         return {k: ShapeSpec(self.out_channels, s) for k, s in SimpleFeaturePyramid.strides.items()}

@@ -30,6 +30,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError
+from piip_search.models import PIIPBackbone
 from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config
 
 if TYPE_CHECKING:
@@ -72,16 +73,9 @@ class PyramidFPN(nn.Module):
         return self.fpn(OrderedDict(self.body_levels(x)))
 
     def body_levels(self, x: Tensor) -> dict[str, Tensor]:
-        """The backbone maps this FPN reads. Without p2 (RetinaNet/FCOS), a `PIIPBackbone` skips its stride-4
-        branch (two transposed convs at the largest size, about a quarter of a tiny backbone's time) by
-        running its documented stages (`forward_branches`, `merge`, `pyramid.fpn2..fpn4`) itself."""
-        body = self.body
-        pyr = getattr(body, "pyramid", None)
-        if (self.in_levels == ("p3", "p4", "p5") and all(hasattr(pyr, n) for n in ("fpn2", "fpn3", "fpn4"))
-                and hasattr(body, "forward_branches") and hasattr(body, "merge")):
-            merged = body.merge(body.forward_branches(x))
-            return {"p3": pyr.fpn2(merged), "p4": pyr.fpn3(merged), "p5": pyr.fpn4(merged)}
-        feats = body(x)
+        """The backbone maps this FPN reads. A `PIIPBackbone` computes only those (without p2, as RetinaNet and
+        FCOS at min_level 3 need, it skips its stride-4 branch)."""
+        feats = self.body(x, levels=self.in_levels) if isinstance(self.body, PIIPBackbone) else self.body(x)
         missing = [k for k in self.in_levels if k not in feats]
         if missing:
             raise KeyError(f"the backbone returned levels {sorted(feats)}; "

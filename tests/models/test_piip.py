@@ -113,3 +113,18 @@ def test_fvcore_trace_counts_attention_matmuls_and_sampling():
         timm.layers.set_fused_attn(prev)
     assert ops["matmul"] > 0 and ops["grid_sampler"] > 0
     assert "aten::scaled_dot_product_attention" not in flops.unsupported_ops()
+
+
+def test_backbone_computes_only_the_levels_asked_for():
+    model = build_piip(tiny_config(2)).eval()
+    x = torch.randn(1, 3, 128, 128)
+    calls = []
+    model.pyramid.fpn1.register_forward_hook(lambda *a: calls.append("p2"))
+    with torch.no_grad():
+        full = model(x)
+        some = model(x, levels=("p3", "p5"))
+    assert calls == ["p2"] and list(full) == ["p2", "p3", "p4", "p5"] and list(some) == ["p3", "p5"]
+    for k, v in some.items():
+        torch.testing.assert_close(v, full[k])
+    with pytest.raises(KeyError, match="p6"):
+        model(x, levels=("p6",))
