@@ -169,7 +169,7 @@ def hv_curve(points: list[tuple[float, float, bool]], ref: tuple[float, float]) 
 # ---- main --------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated: nsga2,tpe,gp,random")
+    ap.add_argument("--samplers", default=",".join(SAMPLERS), help="comma-separated: nsga2,tpe,gp,random (or auto)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--trials", type=int, default=max(CHECKPOINTS))
     ap.add_argument("--quick", action="store_true", help="2 seeds x 60 trials (a smoke check)")

@@ -32,24 +32,29 @@ from optuna.trial import FrozenTrial, TrialState
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError, SearchSpaceError, StudyError
 from piip_search.search._evaluators import EvalContext, Evaluator, resolve_evaluator
+from piip_search.search._samplers import AUTO_SWITCH_AT, CachedTPESampler, GPThenTPESampler
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 
-SAMPLERS = ("nsga2", "tpe", "gp", "random")
-DEFAULT_SAMPLER = "gp"  # chosen by benchmarks/bench_search_efficiency.py (README)
+SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random")
+# auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then tpe
+# (GP's ask cost grows with the study: ~1.3 s at 200 trials, 2.6 s at 400; bench_driver_overhead.py) -- see README
+DEFAULT_SAMPLER = "auto"
 
 # user-attr keys written on every trial
 A_STATUS, A_FP, A_CONFIG = "status", "fingerprint", "config"
 FULL_FIDELITY = "full_fidelity"  # constraint violated (> 0) by trials stopped at a lower rung
 
 
-def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT) -> optuna.samplers.BaseSampler:
     """Seeded samplers; constraints are read from `trial.constraints` (Optuna >= 5)."""
+    if name == "auto":
+        return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     if name == "tpe":
         with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=10, multivariate=True, group=True)
+            return CachedTPESampler(seed=seed, n_startup_trials=10, multivariate=True, group=True)
     if name == "gp":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -96,20 +101,25 @@ class SearchDriver:
         self.objectives: list[tuple[str, str]] = objectives_of(space)
         self._flops_fn = flops_fn or _default_flops_fn(space)
         self._known: dict[str, FrozenTrial] = {}
-        self._known_seen = 0
+        self._scanned = 0  # trials[:_scanned] have been looked at by _refresh_known
+        self._open: list[int] = []  # ... of which these were unfinished then
 
     # ---- helpers --------------------------------------------------------------------------------------
     def _refresh_known(self) -> None:
-        """Index finished trials by canonical fingerprint (incremental: only trials not seen yet)."""
+        """Index finished trials by canonical fingerprint, incrementally: each trial is indexed once, when it is
+        first seen finished (trials of other workers included); unfinished ones are looked at again next time."""
         trials = self.study.get_trials(deepcopy=False)
-        for t in trials[self._known_seen:]:
+        still_open = []
+        for i in [*self._open, *range(self._scanned, len(trials))]:
+            t = trials[i]
+            if not t.state.is_finished():
+                still_open.append(i)
+                continue
             fp = t.user_attrs.get(A_FP)
             if fp and t.state in (TrialState.COMPLETE, TrialState.PRUNED) and fp not in self._known:
                 if t.user_attrs.get(A_STATUS) in ("ok", "infeasible", "pruned"):
                     self._known[fp] = t
-        # keep the index of the first unfinished trial so later refreshes look at it again
-        first_open = next((i for i, t in enumerate(trials) if not t.state.is_finished()), len(trials))
-        self._known_seen = first_open
+        self._open, self._scanned = still_open, len(trials)
 
     def _values(self, flops: int, params: int, metrics: dict[str, Any]) -> list[float]:
         out = []
@@ -219,10 +229,11 @@ class SearchDriver:
                 r = t.user_attrs.get(f"rung_{k}")
                 if r is not None and t.number != trial.number:
                     others.append((r["gflops"], r["ap"]))
-            go_on = schedule.decide(k, (flops / 1e9, ap), others)
-            if not go_on:
-                stopped.update({"rung": k, "iters": iters, "ap": ap})
-            return go_on
+            why = schedule.explain(k, (flops / 1e9, ap), others)
+            if not why.promote:
+                stopped.update({"rung": k, "iters": iters, "ap": ap, "position": why.position,
+                                "n_results": why.n_results})
+            return why.promote
 
         ctx = EvalContext(trial_dir=tdir, fidelity=full, rungs=rungs, device=self.device,
                           proxy=proxy_settings(self.space), trial_number=trial.number, report=report)
@@ -249,18 +260,27 @@ class SearchDriver:
         trial.set_user_attr("metrics", clean)
         (tdir / "metrics.json").write_text(json.dumps({"trial": trial.number, "status": status, **clean},
                                                       indent=2, sort_keys=True))
+        schedule = fidelity_of(self.space)
         if pruned:
             # Stopped at a rung: told COMPLETE with its low-fidelity values but infeasible (constraint
-            # `full_fidelity` = 1 > 0), so samplers learn from it while every front -- ours, Optuna's best_trials,
-            # the dashboard's -- excludes it. Without an AP to tell, it is PRUNED (the sampler ignores it).
+            # `full_fidelity` in (0, 1], graded by how far it got: FidelitySchedule.stop_violation), so samplers
+            # learn from it while every front -- ours, Optuna's best_trials, the dashboard's -- excludes it.
+            # Without an AP to tell, it is PRUNED (the sampler ignores it).
             try:
                 values = self._values(flops, params, clean)
             except ValueError:
                 self.study.tell(trial, state=TrialState.PRUNED)
                 return TrialOutcome(trial.number, status, None, clean)
-            trial.set_constraint(FULL_FIDELITY, 1.0)
+            stop = clean.get("stopped_at") or {}
+            violation = 1.0 if schedule is None else schedule.stop_violation(
+                int(stop.get("rung", 0)), stop.get("position"), stop.get("n_results"))
+            trial.set_constraint(FULL_FIDELITY, violation)
             self.study.tell(trial, values)
             return TrialOutcome(trial.number, status, values, clean)
+        if schedule is not None:
+            # every trial of a multi-fidelity study carries the same constraints (GPSampler refuses a study whose
+            # trials have different constraint keys): 0 = not stopped
+            trial.set_constraint(FULL_FIDELITY, 0.0)
         if failed:
             self.study.tell(trial, state=TrialState.FAIL)
             return TrialOutcome(trial.number, status, None, clean)

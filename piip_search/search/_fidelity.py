@@ -216,6 +216,25 @@ class FidelitySchedule:
         mask[idx[order[: self.quota(len(sub))]]] = True
         return mask
 
+    # ---- what samplers are told about a stopped trial ---------------------------------------------------------
+    def stop_violation(self, rung_index: int, position: int | None = None, n_results: int | None = None) -> float:
+        """Value of the `full_fidelity` constraint told for a trial stopped after rung `rung_index` (> 0, so
+        no front contains it), graded so that samplers that rank infeasible trials by violation (TPE, NSGA-II)
+        or model it (GP) see how far the trial got and how it placed.
+
+        With K = `n_rungs` and q = (position + 1) / n_results in (0, 1] (its place among the results at the
+        rung, `PromotionDecision.position`; the worst place when not given), a trial stopped at rung
+        k <= K - 2 gets `(K - 2 - k + q) / (K - 1)`: rung 0 of (500, 1500, 4500) in (0.5, 1], rung 1 in
+        (0, 0.5]; with two rungs just q. A trial that completed the last rung gets 0 (feasible).
+        """
+        self.iterations(rung_index)  # range check
+        k = rung_index % self.n_rungs
+        if self.is_final(k):
+            return 0.0
+        q = 1.0 if position is None or not n_results else min(1.0, (max(0, int(position)) + 1) / int(n_results))
+        stages = self.n_rungs - 1
+        return (stages - 1 - k + q) / stages
+
     # ---- the front uses full fidelity only -----------------------------------------------------------------
     def full_fidelity(self, results: Iterable[T],
                       iterations: Callable[[T], int | None] | None = None) -> list[T]:

@@ -150,6 +150,29 @@ def test_multi_fidelity_stops_dominated_trials_and_front_uses_full_fidelity(tmp_
         assert "rung_2" in study.trials[o.number].user_attrs or "duplicate_of" in study.trials[o.number].user_attrs
 
 
+@pytest.mark.parametrize("sampler", ["tpe", "gp"])
+def test_multi_fidelity_constraints_are_consistent_and_graded(tmp_path, sampler):
+    """Every trial of a multi-fidelity study carries the `full_fidelity` constraint (GPSampler raises on trials
+    with different constraint keys, which failed every trial after the first stopped one): 0 when not stopped,
+    in (0, 1] when stopped, lower for a trial stopped at a later rung or better placed at its rung."""
+    space = space_of(fidelity={"rungs": [10, 30, 90], "eta": 3, "min_results": 2}, sampler=sampler,
+                     branches={"count": [2], "models": {"embed_dim": [32, 64, 96, 128, 160, 192], "depth": [2],
+                                                        "head_dim": 32},
+                               "resolutions": [64, 96, 128, 160, 192]})
+    study, outs = run_search(space, name="mfc", trials_dir=tmp_path, n_trials=16, seed=0, progress=False)
+    statuses = [o.status for o in outs]
+    assert not [s for s in statuses if s.startswith("failed")], statuses
+    assert "pruned" in statuses and "ok" in statuses
+    for t in study.trials:
+        assert set(t.constraints) == {"full_fidelity"}, t.constraints
+        stop = t.user_attrs["metrics"].get("stopped_at")
+        if t.user_attrs["status"] == "pruned":
+            expected = space.fidelity_schedule().stop_violation(stop["rung"], stop["position"], stop["n_results"])
+            assert t.constraints["full_fidelity"] == pytest.approx(expected) and 0 < expected <= 1
+        else:
+            assert t.constraints["full_fidelity"] == 0.0
+
+
 def test_resume_and_attach(tmp_path):
     space = space_of()
     run_search(space, name="r", trials_dir=tmp_path, n_trials=3, progress=False)
