@@ -23,9 +23,16 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
-from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
-from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace, _SearchSpaceGroup
 from optuna.trial import FrozenTrial, TrialState
+
+try:  # Optuna internals the cached TPE reuses; another Optuna version falls back to plain TPESampler below
+    from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
+    from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace, _SearchSpaceGroup
+
+    _HAVE_TPE_INTERNALS = True
+except ImportError:  # pragma: no cover - depends on the installed Optuna
+    _GroupDecomposedSearchSpace = object  # type: ignore[assignment,misc]
+    _HAVE_TPE_INTERNALS = False
 
 #: COMPLETE trials after which "auto" leaves GP for TPE: GP's proven range (README, search efficiency).
 AUTO_SWITCH_AT = 200
@@ -131,3 +138,7 @@ class CachedTPESampler(optuna.samplers.TPESampler):
         for param_name, dist in search_space.items():
             ret[param_name] = dist.to_external_repr(ret[param_name])
         return ret
+
+
+if not _HAVE_TPE_INTERNALS:  # pragma: no cover
+    CachedTPESampler = optuna.samplers.TPESampler  # type: ignore[misc]  # same samples, without the caches
