@@ -6,17 +6,25 @@ final AP = `synthetic_ap(cfg)` of bench_search_efficiency.py; the AP seen after 
 learning curve whose speed depends on the model (larger models learn more slowly, so low-fidelity ranks are
 *not* the final ranks) plus evaluation noise that shrinks with r:
 
-    ap(r) = AP_final * (1 - exp(-3 r / (R * s(cfg)))) / (1 - exp(-3 / s(cfg))) + N(0, (noise * sqrt(R0 / r))^2)
+    ap(r) = AP_final * (1 - exp(-3 r / (R * s(cfg)))) / (1 - exp(-3 / s(cfg))) + N(0, (noise * sqrt(r_noise / r))^2)
     s(cfg) = 1 + slowdown * P_total / 500M   (--slowdown > 0: larger models learn more slowly, so low-fidelity
                                              ranks are biased against them, not only noisy)
 
-Full fidelity: every trial trains R iterations. Multi-fidelity: the space's schedule (rungs 500/1500/4500,
-eta 3). Both with the same sampler and seeds and the same number of trials N; reported per seed: final
-hypervolume (reference: the budget, AP 30), iterations spent, and the iterations multi-fidelity needed to reach
-the full-fidelity run's final hypervolume (running the MF search longer, up to 3N trials, if it needs to).
-Writes benchmarks/results/multifidelity.json.
+The noise depends on the absolute iteration count r (std `--noise` = 1 AP after r_noise = `--noise-iters` = 500
+iterations, 1/3 AP after R = 4500), the same in both searches. (Until this version it was relative to each run's
+first rung, so a full-fidelity result had std 1 in the full-fidelity search and 1/3 in the multi-fidelity one:
+the baseline's front got the luckier draws.) `--noise 3` gives std 1 at full fidelity and 3 at 500 iterations.
 
-    python benchmarks/bench_multifidelity.py [--trials 120] [--seeds 5] [--sampler tpe]
+Full fidelity: every trial trains R iterations. Multi-fidelity: the `fidelity:` schedule of paper.yaml (or
+`--rungs/--eta/--min-results`). Both with the same sampler and seeds. The full-fidelity search runs max(--trials)
+trials; for every N in --trials, its hypervolume after N trials (HV_N, reference: the FLOPs budget, AP 30) and
+iterations spent (I_N) are compared with the multi-fidelity search (run until it has reached HV_N for the largest
+N, or spent `--max-ratio` x I_N): the iterations it needed to reach HV_N (/ I_N; target <= 0.4) and its
+hypervolume after 0.4 I_N and after I_N iterations (/ HV_N). Hypervolumes are of the AP the searches saw
+(`hv`), and, as a check, of the noise-free AP of the same full-fidelity trials (`true_hv`). Infeasible and
+duplicate trials cost no iterations. Writes benchmarks/results/multifidelity.json.
+
+    python benchmarks/bench_multifidelity.py [--trials 60,120,200] [--seeds 5] [--sampler tpe]
 """
 
 from __future__ import annotations
@@ -25,7 +33,12 @@ import argparse
 import copy
 import json
 import math
+import platform
+import statistics
 import sys
+import tempfile
+import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,119 +55,179 @@ from piip_search.flops import count  # noqa: E402
 from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E402
 from piip_search.search._driver import SearchDriver, make_sampler  # noqa: E402
 
-NOISE, SLOWDOWN = 1.0, 0.0
-RUNGS = (500, 1500, 4500)
+DIRECTIONS = ["minimize", "maximize"]
+DEFAULT_FIDELITY = {"rungs": [500, 1500, 4500], "eta": 3, "min_results": 5}  # when paper.yaml has none
+TARGET = 0.4
 
 
-def make_evaluator(seed: int, spent: list[int]):
+def make_evaluator(seed: int, spent: list[int], truth: dict[int, float], noise: float, noise_iters: int,
+                   slowdown: float):
     rng = np.random.default_rng(seed + 1000)
 
     def evaluate(cfg, ctx) -> dict[str, Any]:
         R = ctx.fidelity or 4500
-        r0 = ctx.rungs[0] if ctx.rungs else R
         final = synthetic_ap(cfg)
-        params = count(cfg, convention="paper").params
-        s = 1.0 + SLOWDOWN * params / 500e6
+        truth[ctx.trial_number] = final
+        s = 1.0 + slowdown * count(cfg, convention="paper").params / 500e6
 
         def ap_at(r: int) -> float:
             curve = (1 - math.exp(-3 * r / (R * s))) / (1 - math.exp(-3 / s))
-            return final * curve + rng.normal(0, NOISE * math.sqrt(r0 / r))
+            return final * curve + rng.normal(0, noise * math.sqrt(noise_iters / r))
 
-        done = 0
+        done, ap = 0, math.nan
         for r in (ctx.rungs or [R]):
             spent.append(r - done)
             done = r
             ap = ap_at(r)
             if not ctx.report(r, {"ap": ap}):
-                return {"status": "ok", "ap": ap, "iters": r}
-        return {"status": "ok", "ap": ap_at(R), "iters": R}
+                break
+        return {"status": "ok", "ap": ap, "iters": done}
 
     return evaluate
 
 
-def run(space: SearchSpace, sampler: str, seed: int, n_trials: int, hv_target: float | None = None,
-        max_trials: int | None = None) -> dict[str, Any]:
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=make_sampler(sampler, seed))
+def run(space: SearchSpace, sampler: str, seed: int, *, n_trials: int, args: argparse.Namespace,
+        stop_iters: float | None = None, stop_hv: tuple[float, float] | None = None) -> list[tuple[int, float, float]]:
+    """(iterations spent, HV, true HV) after each trial; stops after n_trials, or once both hypervolumes of
+    stop_hv are reached, or stop_iters spent."""
+    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(sampler, seed))
     spent: list[int] = []
-    import tempfile
-
+    truth: dict[int, float] = {}
+    ref = [float(space.budgets.get("max_gflops")), AP_FLOOR]
+    seen, true = np.empty((0, 2)), np.empty((0, 2))
+    hv = true_hv = 0.0
+    curve = []
     with tempfile.TemporaryDirectory() as d:
-        drv = SearchDriver(study, space, study_path=Path(d), evaluator=make_evaluator(seed, spent))
-        ref = [float(space.budgets.get("max_gflops")), AP_FLOOR]
-        reached_at = None
-        n = 0
-        limit = max_trials or n_trials
-        hv = 0.0
-        while n < limit:
-            drv.run_one()
-            n += 1
-            pts = [t.values for t in study.trials
-                   if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("status") == "ok"]
-            if pts:
-                arr = np.array(pts, dtype=float)
-                hv = float(hypervolume(arr[pareto_mask(arr, ["minimize", "maximize"])], ref,
-                                       ["minimize", "maximize"]))
-            if n == n_trials:
-                hv_at_n, iters_at_n = hv, sum(spent)
-            if hv_target is not None and reached_at is None and hv >= hv_target:
-                reached_at = sum(spent)
-            if n >= n_trials and (hv_target is None or reached_at is not None):
+        drv = SearchDriver(study, space, study_path=Path(d),
+                           evaluator=make_evaluator(seed, spent, truth, args.noise, args.noise_iters, args.slowdown))
+        for _ in range(n_trials):
+            out = drv.run_one()
+            t = study.trials[out.number]
+            if out.status == "ok" and t.state == optuna.trial.TrialState.COMPLETE:
+                src = t.user_attrs.get("duplicate_of", t.number)
+                seen = np.vstack([seen, t.values])
+                seen = seen[pareto_mask(seen, DIRECTIONS)]
+                true = np.vstack([true, [t.values[0], truth[src]]])
+                true = true[pareto_mask(true, DIRECTIONS)]
+                hv = float(hypervolume(seen, ref, DIRECTIONS))
+                true_hv = float(hypervolume(true, ref, DIRECTIONS))
+            curve.append((sum(spent), hv, true_hv))
+            if stop_hv is not None and hv >= stop_hv[0] and true_hv >= stop_hv[1]:
                 break
-    return {"hv": hv_at_n, "iters": iters_at_n, "iters_to_target": reached_at, "trials_run": n}
+            if stop_iters is not None and sum(spent) >= stop_iters:
+                break
+    return curve
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=120)
+def at_iters(curve: list[tuple[int, float, float]], iters: float) -> tuple[float, float]:
+    """(HV, true HV) after the last trial that ended within `iters` iterations."""
+    best = (0.0, 0.0)
+    for it, hv, thv in curve:
+        if it > iters:
+            break
+        best = (hv, thv)
+    return best
+
+
+def first_reach(curve: list[tuple[int, float, float]], target: float, col: int) -> int | None:
+    return next((c[0] for c in curve if c[col] >= target), None)
+
+
+def spaces(args: argparse.Namespace) -> tuple[SearchSpace, SearchSpace]:
+    paper = SearchSpace.from_yaml(ROOT / "search_spaces" / "paper.yaml").to_dict()
+    fid = dict(paper.get("fidelity") or DEFAULT_FIDELITY)
+    if args.rungs:
+        fid = {"rungs": [int(x) for x in args.rungs.split(",")], "eta": fid["eta"], "min_results": fid["min_results"]}
+    if args.eta is not None:
+        fid["eta"] = args.eta
+    if args.min_results is not None:
+        fid["min_results"] = args.min_results
+    mf = copy.deepcopy(paper)
+    mf["fidelity"] = fid
+    mf_space = SearchSpace.from_dict(mf, source="paper.yaml (multi-fidelity)")
+    full = copy.deepcopy(paper)
+    full.pop("fidelity", None)
+    full["proxy"] = dict(full.get("proxy") or {}, iters=mf_space.fidelity_schedule().full_iters)
+    return SearchSpace.from_dict(full, source="paper.yaml (full fidelity)"), mf_space
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trials", default="60,120,200", help="comma-separated trial counts N of the full search")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sampler", default="tpe")
-    ap.add_argument("--noise", type=float, default=1.0, help="AP noise (std) at the first rung")
+    ap.add_argument("--noise", type=float, default=1.0, help="AP noise (std) after --noise-iters iterations")
+    ap.add_argument("--noise-iters", type=int, default=500, help="iterations at which the noise std is --noise")
     ap.add_argument("--slowdown", type=float, default=0.0, help="learning slowdown of large models")
+    ap.add_argument("--rungs", default=None, help="override the schedule's rungs, e.g. 500,4500")
+    ap.add_argument("--eta", type=float, default=None)
+    ap.add_argument("--min-results", type=int, default=None)
+    ap.add_argument("--max-ratio", type=float, default=1.5,
+                    help="stop the multi-fidelity search after this many times the full search's iterations")
     ap.add_argument("--out", default="multifidelity.json")
-    args = ap.parse_args()
-    global NOISE, SLOWDOWN
-    NOISE, SLOWDOWN = args.noise, args.slowdown
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    paper = SearchSpace.from_yaml(ROOT / "search_spaces" / "paper.yaml").to_dict()
-    paper["fidelity"] = {"rungs": list(RUNGS), "eta": 3, "min_results": 5}  # commented out in paper.yaml
-    base = SearchSpace.from_dict(paper, source="paper.yaml + fidelity")
-    d = copy.deepcopy(base.to_dict())
-    d.pop("fidelity", None)
-    full_space = SearchSpace.from_dict(d, source="paper.yaml without fidelity")
-    full_iters = base.fidelity_schedule().full_iters
-    d["proxy"] = dict(d.get("proxy") or {}, iters=full_iters)
-    full_space = SearchSpace.from_dict(d, source="paper.yaml without fidelity")
+    args = ap.parse_args(argv)
+    Ns = sorted({int(x) for x in args.trials.split(",")})
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    full_space, mf_space = spaces(args)
+    schedule = mf_space.fidelity_schedule()
+    t0 = time.time()
     rows = []
     for seed in range(args.seeds):
-        full = run(full_space, args.sampler, seed, args.trials)
-        mf = run(base, args.sampler, seed, args.trials, hv_target=full["hv"], max_trials=3 * args.trials)
-        row = {"seed": seed, "full_hv": full["hv"], "full_iters": full["iters"], "mf_hv_same_trials": mf["hv"],
-               "mf_iters_same_trials": mf["iters"], "mf_iters_to_full_hv": mf["iters_to_target"],
-               "mf_trials_run": mf["trials_run"]}
-        row["iters_ratio_same_trials"] = mf["iters"] / full["iters"]
-        row["iters_ratio_to_full_hv"] = (None if mf["iters_to_target"] is None
-                                         else mf["iters_to_target"] / full["iters"])
+        full = run(full_space, args.sampler, seed, n_trials=max(Ns), args=args)
+        n_max = min(max(Ns), len(full))
+        i_max, hv_max, true_hv_max = full[n_max - 1]
+        mf = run(mf_space, args.sampler, seed, n_trials=20 * max(Ns), args=args, stop_hv=(hv_max, true_hv_max),
+                 stop_iters=args.max_ratio * i_max)
+        row: dict[str, Any] = {"seed": seed, "mf_trials_run": len(mf), "per_n": {}}
+        for N in Ns:
+            iters, hv, true_hv = full[N - 1]
+            reach, reach_true = first_reach(mf, hv, 1), first_reach(mf, true_hv, 2)
+            hv40, thv40 = at_iters(mf, TARGET * iters)
+            hv100, thv100 = at_iters(mf, iters)
+            row["per_n"][str(N)] = {
+                "full_iters": iters, "full_hv": hv, "full_true_hv": true_hv,
+                "iters_ratio_to_full_hv": None if reach is None else reach / iters,
+                "iters_ratio_to_full_true_hv": None if reach_true is None else reach_true / iters,
+                "hv_ratio_at_40pct_iters": hv40 / hv, "true_hv_ratio_at_40pct_iters": thv40 / true_hv,
+                "hv_ratio_at_same_iters": hv100 / hv, "true_hv_ratio_at_same_iters": thv100 / true_hv}
         rows.append(row)
-        print(f"seed {seed}: full HV {full['hv']:.1f} with {full['iters']} iters | MF, same {args.trials} trials: "
-              f"HV {mf['hv']:.1f} with {mf['iters']} iters ({row['iters_ratio_same_trials']:.0%}) | "
-              f"MF reaches full HV after "
-              + ("never" if row["iters_ratio_to_full_hv"] is None else f"{row['iters_ratio_to_full_hv']:.0%}")
-              + " of the full-fidelity iterations")
-    ratios = [r["iters_ratio_to_full_hv"] for r in rows if r["iters_ratio_to_full_hv"] is not None]
-    summary = {
-        "sampler": args.sampler, "trials": args.trials, "seeds": args.seeds, "noise": args.noise,
-        "slowdown": args.slowdown,
-        "schedule": base.fidelity_schedule().to_dict(),
-        "mean_hv_ratio_same_trials": float(np.mean([r["mf_hv_same_trials"] / r["full_hv"] for r in rows])),
-        "mean_iters_ratio_same_trials": float(np.mean([r["iters_ratio_same_trials"] for r in rows])),
-        "median_iters_ratio_to_full_hv": None if not ratios else float(np.median(ratios)),
-        "seeds_reaching_full_hv": len(ratios),
-    }
+        print(f"seed {seed}: " + " | ".join(
+            f"N={N}: MF reaches the full HV after "
+            + ("never" if (r := row['per_n'][str(N)])["iters_ratio_to_full_hv"] is None
+               else f"{r['iters_ratio_to_full_hv']:.0%}")
+            + f", HV at 40% {r['hv_ratio_at_40pct_iters']:.3f}" for N in Ns), flush=True)
+
+    def med(xs: list[float | None]) -> float | None:
+        """Median with 'never' as +inf (None if more than half never reached)."""
+        v = statistics.median([math.inf if x is None else x for x in xs])
+        return None if math.isinf(v) else v
+
+    summary: dict[str, Any] = {
+        "sampler": args.sampler, "trials": Ns, "seeds": args.seeds, "noise": args.noise,
+        "noise_iters": args.noise_iters, "slowdown": args.slowdown, "schedule": schedule.to_dict(),
+        "target_iters_ratio": TARGET, "per_n": {}}
+    for N in Ns:
+        rs = [r["per_n"][str(N)] for r in rows]
+        ratios = [r["iters_ratio_to_full_hv"] for r in rs]
+        summary["per_n"][str(N)] = {
+            "median_iters_ratio_to_full_hv": med(ratios),
+            "median_iters_ratio_to_full_true_hv": med([r["iters_ratio_to_full_true_hv"] for r in rs]),
+            "seeds_within_target": sum(x is not None and x <= TARGET for x in ratios),
+            "seeds_reaching_full_hv": sum(x is not None for x in ratios),
+            "mean_hv_ratio_at_40pct_iters": statistics.fmean(r["hv_ratio_at_40pct_iters"] for r in rs),
+            "mean_true_hv_ratio_at_40pct_iters": statistics.fmean(r["true_hv_ratio_at_40pct_iters"] for r in rs),
+            "mean_hv_ratio_at_same_iters": statistics.fmean(r["hv_ratio_at_same_iters"] for r in rs),
+        }
+    out = {"benchmark": "multifidelity", "command": "python benchmarks/bench_multifidelity.py "
+           + " ".join(sys.argv[1:] if argv is None else argv), "summary": summary, "rows": rows,
+           "wall_s": time.time() - t0, "machine": {"platform": platform.platform()}}
     print(json.dumps(summary, indent=2))
-    out = ROOT / "benchmarks" / "results" / args.out
-    out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
-    print(f"wrote {out}")
+    path = ROOT / "benchmarks" / "results" / args.out
+    path.write_text(json.dumps(out, indent=2))
+    print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import optuna
 import pytest
 
@@ -148,6 +149,51 @@ def test_multi_fidelity_stops_dominated_trials_and_front_uses_full_fidelity(tmp_
     assert {t.number for t in study.best_trials} <= {o.number for o in full}
     for o in full:
         assert "rung_2" in study.trials[o.number].user_attrs or "duplicate_of" in study.trials[o.number].user_attrs
+
+
+def test_multi_fidelity_promotion_follows_non_dominated_ranks(tmp_path):
+    """The fake evaluator's AP at a rung is known (known_ap * iters / full iters), so every decision the driver
+    took can be recomputed from the rung results of the trials before it: a trial goes on iff it is among the
+    top floor(n / eta) by (non-dominated rank, crowding) of the (GFLOPs, AP) results at its rung."""
+    from piip_search.search import crowding_distance, non_dominated_ranks
+
+    space = space_of(fidelity={"rungs": [10, 30, 90], "eta": 3, "min_results": 3},
+                     branches={"count": [2], "models": {"embed_dim": [32, 64, 96, 128, 160, 192], "depth": [2],
+                                                        "head_dim": 32},
+                               "resolutions": [64, 96, 128, 160, 192]})
+    schedule = space.fidelity_schedule()
+    study, outs = run_search(space, name="mfr", trials_dir=tmp_path, n_trials=30, seed=4, progress=False)
+    at_rung: list[list[tuple[float, float]]] = [[] for _ in schedule.rungs]
+    checked = {"stopped": 0, "promoted": 0}
+    for t in study.trials:  # one worker: trials ran in order
+        if "duplicate_of" in t.user_attrs or t.user_attrs.get("status") not in ("ok", "pruned"):
+            continue
+        cfg = PIIPConfig.from_dict(t.user_attrs["config"])
+        for k, iters in enumerate(schedule.rungs):
+            r = t.user_attrs.get(f"rung_{k}")
+            if r is None:
+                break
+            assert r["ap"] == pytest.approx(fake_evaluators.known_ap(cfg) * iters / 90)
+            p = (r["gflops"], r["ap"])
+            if k < len(schedule.rungs) - 1:
+                pts = np.array([p, *at_rung[k]])
+                n = len(pts)
+                went_on = f"rung_{k + 1}" in t.user_attrs
+                if n < schedule.min_results:
+                    assert went_on
+                else:
+                    ranks = non_dominated_ranks(pts, ["minimize", "maximize"])
+                    crowd = np.empty(n)
+                    for rk in np.unique(ranks):
+                        crowd[ranks == rk] = crowding_distance(pts[ranks == rk])
+                    ahead = int(np.sum((ranks[1:] < ranks[0]) | ((ranks[1:] == ranks[0]) & (crowd[1:] > crowd[0]))))
+                    assert went_on == (ahead < max(1, n // 3)), (t.number, k, ahead, n)
+                    checked["promoted" if went_on else "stopped"] += 1
+                    if not went_on:
+                        stop = t.user_attrs["metrics"]["stopped_at"]
+                        assert (stop["rung"], stop["position"], stop["n_results"]) == (k, ahead, n)
+            at_rung[k].append(p)
+    assert checked["stopped"] and checked["promoted"], checked
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
