@@ -15,16 +15,18 @@ iterations, 1/3 AP after R = 4500), the same in both searches. (Until this versi
 first rung, so a full-fidelity result had std 1 in the full-fidelity search and 1/3 in the multi-fidelity one:
 the baseline's front got the luckier draws.) `--noise 3` gives std 1 at full fidelity and 3 at 500 iterations.
 
-Full fidelity: every trial trains R iterations. Multi-fidelity: the `fidelity:` schedule of paper.yaml (or
-`--rungs/--eta/--min-results`). Both with the same sampler and seeds. The full-fidelity search runs max(--trials)
-trials; for every N in --trials, its hypervolume after N trials (HV_N, reference: the FLOPs budget, AP 30) and
-iterations spent (I_N) are compared with the multi-fidelity search (run until it has reached HV_N for the largest
-N, or spent `--max-ratio` x I_N): the iterations it needed to reach HV_N (/ I_N; target <= 0.4) and its
-hypervolume after 0.4 I_N and after I_N iterations (/ HV_N). Hypervolumes are of the AP the searches saw
-(`hv`), and, as a check, of the noise-free AP of the same full-fidelity trials (`true_hv`). Infeasible and
-duplicate trials cost no iterations. Writes benchmarks/results/multifidelity.json.
+Full fidelity: every trial trains R iterations. Multi-fidelity: the `fidelity:` schedule of paper.yaml, or while it
+is commented out there the one its comment suggests for the default sampler (rungs 500/1500/4500, eta 3), or
+`--rungs/--eta/--min-results` (`--rungs 500,4500 --eta 2`: its suggestion for tpe). Both with the same sampler and
+seeds. The full-fidelity search runs max(--trials) trials; for every N in --trials, its hypervolume after N trials
+(HV_N, reference: the FLOPs budget, AP 30) and iterations spent (I_N) are compared with the multi-fidelity search
+(run until it has reached HV_N for the largest N, or spent `--max-ratio` x I_N): the iterations it needed to reach
+HV_N (/ I_N; target <= 0.4) and its hypervolume after 0.4 I_N and after I_N iterations (/ HV_N; the latter is a
+lower bound when the search stopped earlier, having reached the largest N's hypervolume). Hypervolumes are of the AP
+the searches saw (`hv`), and, as a check, of the noise-free AP of the same full-fidelity trials (`true_hv`).
+Infeasible and duplicate trials cost no iterations. Writes benchmarks/results/multifidelity.json.
 
-    python benchmarks/bench_multifidelity.py [--trials 60,120,200] [--seeds 5] [--sampler tpe]
+    python benchmarks/bench_multifidelity.py [--trials 60,120,200] [--seeds 5] [--sampler tpe] [--rungs 500,4500]
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E4
 from piip_search.search._driver import SearchDriver, make_sampler  # noqa: E402
 
 DIRECTIONS = ["minimize", "maximize"]
-DEFAULT_FIDELITY = {"rungs": [500, 1500, 4500], "eta": 3, "min_results": 5}  # when paper.yaml has none
+DEFAULT_FIDELITY = {"rungs": [500, 1500, 4500], "eta": 3, "min_results": 5}  # paper.yaml's (commented out)
 TARGET = 0.4
 
 

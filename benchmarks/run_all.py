@@ -18,7 +18,8 @@ FULL = [
     ["bench_rank_fidelity.py"],
     ["bench_search_efficiency.py"],
     ["bench_search_efficiency.py", "--noise", "1", "--seeds", "3", "--trials", "100"],
-    ["bench_multifidelity.py", "--trials", "60", "--seeds", "3"],
+    ["bench_multifidelity.py", "--trials", "60,120,200", "--seeds", "8", "--sampler", "tpe", "--rungs", "500,4500",
+     "--eta", "2"],
     ["bench_driver_overhead.py"],
 ]
 QUICK = [

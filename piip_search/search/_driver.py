@@ -7,7 +7,8 @@ One trial, in order (cheap before expensive):
    constraint, so samplers learn the boundary; never built, never trained;
 3. same canonical config already evaluated (any worker): its result is copied, nothing is trained;
 4. evaluate (proxy training by default) with multi-fidelity rungs if the space has a `fidelity:` schedule;
-   a trial stopped at a rung is told PRUNED, its rung results stay in its user attrs;
+   a trial stopped at a rung is told COMPLETE but infeasible (constraint `full_fidelity` > 0, see _fidelity.py),
+   its rung results stay in its user attrs;
 5. write `trial_NNNNN/{config.yaml, metrics.json}` (the evaluator writes `log.txt`) and tell the values.
 
 The study stores the space it was created with, so `worker`, `pareto` and `export` need only its name.

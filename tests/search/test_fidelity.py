@@ -137,3 +137,20 @@ def test_asynchronous_run_with_a_fake_evaluator():
     kept = s.full_fidelity(results)
     assert {r.trial for r in kept} == {i for i in range(n) if i not in stopped}
     assert s.full_fidelity([{"iters": 180}, {"iters": 60}, {}]) == [{"iters": 180}]
+
+
+def test_stop_violation_is_graded_by_rung_and_place():
+    """What samplers are told for a stopped trial: in (0, 1], lower the further it got and the better it placed."""
+    s = FidelitySchedule((500, 1500, 4500), eta=3)
+    assert s.stop_violation(0) == 1.0  # worst place at rung 0 (no place given)
+    assert s.stop_violation(0, position=0, n_results=10) == pytest.approx(0.55)
+    assert s.stop_violation(1, position=9, n_results=10) == pytest.approx(0.5)
+    assert s.stop_violation(1, position=0, n_results=10) == pytest.approx(0.05)
+    # any place at rung 1 is below any place at rung 0; within a rung, a better place is lower
+    assert max(s.stop_violation(1, p, 10) for p in range(10)) <= min(s.stop_violation(0, p, 10) for p in range(10))
+    assert [s.stop_violation(0, p, 10) for p in range(10)] == sorted(s.stop_violation(0, p, 10) for p in range(10))
+    assert s.stop_violation(2) == s.stop_violation(-1) == 0.0  # completed the last rung: feasible
+    two = FidelitySchedule((500, 4500), eta=2)
+    assert two.stop_violation(0, position=3, n_results=8) == pytest.approx(0.5)
+    with pytest.raises(IndexError):
+        s.stop_violation(3)
