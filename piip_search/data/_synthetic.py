@@ -279,13 +279,12 @@ def make_synthetic_coco(
     if val_images is None:
         val_images = max(1, images // 4) if isinstance(images, int) else images
     _check_args(images, val_images, size, seed)
-    _min_object(size, min_object)
+    d_min = _min_object(size, min_object)  # checked before anything is written
     root = Path(out_dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise DatasetError(f"{root}: output folder must not exist or be empty (it would mix datasets); "
                            f"choose a new folder")
     root.mkdir(parents=True, exist_ok=True)
-    d_min = _min_object(size, min_object)
     _write_split(root, "train", images, size, seed, d_min)
     _write_split(root, "val", val_images, size, seed, d_min)
     return root

@@ -101,6 +101,7 @@ class SearchDriver:
         self.device = device
         self.objectives: list[tuple[str, str]] = objectives_of(space)
         self._flops_fn = flops_fn or _default_flops_fn(space)
+        self.schedule = fidelity_of(space)  # multi-fidelity rungs, or None
         self._known: dict[str, FrozenTrial] = {}
         self._scanned = 0  # trials[:_scanned] have been looked at by _refresh_known
         self._open: list[int] = []  # ... of which these were unfinished then
@@ -212,7 +213,7 @@ class SearchDriver:
         return trial, cfg, tdir, flops, params
 
     def _evaluate(self, trial: optuna.Trial, cfg: PIIPConfig, tdir: Path, flops: int, params: int) -> TrialOutcome:
-        schedule = fidelity_of(self.space)
+        schedule = self.schedule
         rungs = schedule.rung_iters() if schedule is not None else []
         full = rungs[-1] if rungs else proxy_settings(self.space).get("iters")
         stopped: dict[str, Any] = {}
@@ -261,7 +262,7 @@ class SearchDriver:
         trial.set_user_attr("metrics", clean)
         (tdir / "metrics.json").write_text(json.dumps({"trial": trial.number, "status": status, **clean},
                                                       indent=2, sort_keys=True))
-        schedule = fidelity_of(self.space)
+        schedule = self.schedule
         if pruned:
             # Stopped at a rung: told COMPLETE with its low-fidelity values but infeasible (constraint
             # `full_fidelity` in (0, 1], graded by how far it got: FidelitySchedule.stop_violation), so samplers

@@ -23,7 +23,11 @@ from typing import Any
 
 import optuna
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-from optuna.storages.journal._storage import JournalOperation
+
+try:  # an Optuna internal; without it every append is fsynced (Optuna's own backend)
+    from optuna.storages.journal._storage import JournalOperation
+except ImportError:  # pragma: no cover - depends on the installed Optuna
+    JournalOperation = None
 
 from piip_search.errors import StudyError
 
@@ -46,9 +50,9 @@ def default_storage_url(trials_dir: str | Path, name: str) -> str:
 
 
 # fsynced: study changes and trial state changes (a trial's values are told with its final state)
-_DURABLE_OPS = frozenset({JournalOperation.CREATE_STUDY, JournalOperation.DELETE_STUDY,
-                          JournalOperation.SET_STUDY_USER_ATTR, JournalOperation.SET_STUDY_SYSTEM_ATTR,
-                          JournalOperation.SET_TRIAL_STATE_VALUES, JournalOperation.DISCARD_TRIALS})
+_DURABLE_OPS = None if JournalOperation is None else frozenset({
+    JournalOperation.CREATE_STUDY, JournalOperation.DELETE_STUDY, JournalOperation.SET_STUDY_USER_ATTR,
+    JournalOperation.SET_STUDY_SYSTEM_ATTR, JournalOperation.SET_TRIAL_STATE_VALUES, JournalOperation.DISCARD_TRIALS})
 
 
 class JournalFile(JournalFileBackend):
@@ -60,7 +64,7 @@ class JournalFile(JournalFileBackend):
         super().__init__(file_path, lock_obj=self._piip_lock)
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        if any(log.get("op_code") in _DURABLE_OPS for log in logs):
+        if _DURABLE_OPS is None or any(log.get("op_code") in _DURABLE_OPS for log in logs):
             super().append_logs(logs)  # write, flush, fsync
             return
         data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
