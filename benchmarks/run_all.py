@@ -20,6 +20,15 @@ FULL = [
     ["bench_search_efficiency.py", "--noise", "1", "--seeds", "3", "--trials", "100"],
     ["bench_multifidelity.py", "--trials", "60,120,200", "--seeds", "8", "--sampler", "tpe", "--rungs", "500,4500",
      "--eta", "2"],
+    ["bench_multifidelity.py", "--trials", "60,120,200", "--seeds", "8", "--sampler", "tpe", "--rungs", "500,4500",
+     "--eta", "3", "--noise", "0.1", "--out", "multifidelity_oracle.json"],
+    ["bench_multifidelity_ceiling.py", "--eta", "4", "--noise", "0.1", "--seeds", "4"],
+    ["bench_multifidelity_ceiling.py", "--eta", "2", "--noise", "1", "--seeds", "4", "--out",
+     "multifidelity_ceiling_noise1.json"],
+    ["bench_learning_curve.py", "--configs", "tiny-3branch", "--seeds", "0", "1", "--out", "lc_a.json"],
+    ["bench_learning_curve.py", "--configs", "single-vit-128-at-256", "narrow-64-64-32", "low-res-96-128-192",
+     "high-res-160-224-320", "--out", "lc_b.json"],
+    ["bench_learning_curve.py", "--merge", "lc_a.json", "lc_b.json"],
     ["bench_driver_overhead.py"],
 ]
 QUICK = [
@@ -28,6 +37,9 @@ QUICK = [
     ["bench_proxy.py", "--seeds", "0"],
     ["bench_search_efficiency.py", "--quick"],
     ["bench_multifidelity.py", "--trials", "30", "--seeds", "1"],
+    ["bench_multifidelity_ceiling.py", "--trials", "30", "--seeds", "1", "--out", "multifidelity_ceiling_quick.json"],
+    ["bench_learning_curve.py", "--configs", "narrow-64-64-32", "--factor", "1", "--fractions", "0.5", "--out",
+     "learning_curve_quick.json"],
     ["bench_driver_overhead.py", "--fill", "200", "--measure", "20"],
 ]
 
