@@ -64,6 +64,13 @@ DEFAULT_FIDELITY = {"rungs": [500, 1500, 4500], "eta": 3, "min_results": 5}  # p
 TARGET = 0.4
 
 
+def observed_ap(final: float, r: int, R: int, rng: np.random.Generator, noise: float, noise_iters: int,
+                s: float = 1.0) -> float:
+    """The AP seen after r of R iterations (module docstring): learning curve plus noise shrinking with r."""
+    curve = (1 - math.exp(-3 * r / (R * s))) / (1 - math.exp(-3 / s))
+    return final * curve + rng.normal(0, noise * math.sqrt(noise_iters / r))
+
+
 def make_evaluator(seed: int, spent: list[int], truth: dict[int, float], noise: float, noise_iters: int,
                    slowdown: float):
     rng = np.random.default_rng(seed + 1000)
@@ -75,8 +82,7 @@ def make_evaluator(seed: int, spent: list[int], truth: dict[int, float], noise: 
         s = 1.0 + slowdown * count(cfg, convention="paper").params / 500e6
 
         def ap_at(r: int) -> float:
-            curve = (1 - math.exp(-3 * r / (R * s))) / (1 - math.exp(-3 / s))
-            return final * curve + rng.normal(0, noise * math.sqrt(noise_iters / r))
+            return observed_ap(final, r, R, rng, noise, noise_iters, s)
 
         done, ap = 0, math.nan
         for r in (ctx.rungs or [R]):
@@ -137,7 +143,7 @@ def first_reach(curve: list[tuple[int, float, float]], target: float, col: int) 
     return next((c[0] for c in curve if c[col] >= target), None)
 
 
-def mean_curve_summary(rows: list[dict[str, Any]], Ns: list[int]) -> dict[str, Any]:
+def mean_curve_summary(full_curves: list[list], mf_curves: list[list], Ns: list[int]) -> dict[str, Any]:
     """Seed-averaged comparison: the iterations after which the multi-fidelity searches' mean hypervolume reaches
     the full-fidelity searches' mean hypervolume after N trials (/ their mean iterations), and its mean at 40%.
 
@@ -147,11 +153,11 @@ def mean_curve_summary(rows: list[dict[str, Any]], Ns: list[int]) -> dict[str, A
     """
     out: dict[str, Any] = {}
     for N in Ns:
-        full_iters = statistics.fmean(r["full_curve"][N - 1][0] for r in rows)
-        full_hv = statistics.fmean(r["full_curve"][N - 1][1] for r in rows)
+        full_iters = statistics.fmean(c[N - 1][0] for c in full_curves)
+        full_hv = statistics.fmean(c[N - 1][1] for c in full_curves)
 
         def mf_mean(ratio: float, full_iters: float = full_iters) -> float:
-            return statistics.fmean(at_iters(r["mf_curve"], ratio * full_iters)[0] for r in rows)
+            return statistics.fmean(at_iters(c, ratio * full_iters)[0] for c in mf_curves)
 
         reach = next((k / 100 for k in range(1, 301) if mf_mean(k / 100) >= full_hv), None)
         out[str(N)] = {"full_mean_hv": full_hv, "full_mean_iters": full_iters,
@@ -246,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             "mean_true_hv_ratio_at_40pct_iters": statistics.fmean(r["true_hv_ratio_at_40pct_iters"] for r in rs),
             "mean_hv_ratio_at_same_iters": statistics.fmean(r["hv_ratio_at_same_iters"] for r in rs),
         }
-    summary["mean_curves"] = mean_curve_summary(rows, Ns)
+    summary["mean_curves"] = mean_curve_summary([r["full_curve"] for r in rows], [r["mf_curve"] for r in rows], Ns)
     for row in rows:  # the curves are long: keep them out of the results file
         row.pop("full_curve"), row.pop("mf_curve")
     out = {"benchmark": "multifidelity", "command": "python benchmarks/bench_multifidelity.py "

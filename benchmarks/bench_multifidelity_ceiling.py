@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import statistics
 import sys
 import time
 import warnings
@@ -36,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from bench_multifidelity import TARGET, at_iters  # noqa: E402
+from bench_multifidelity import TARGET, mean_curve_summary, observed_ap, run, spaces  # noqa: E402
 from bench_search_efficiency import AP_FLOOR, synthetic_ap  # noqa: E402
 
 from piip_search.flops import count  # noqa: E402
@@ -65,10 +63,6 @@ class Tracker:
         self.curve.append((self.spent, hv, hv))
 
 
-def curve_ratio(r: int) -> float:
-    return (1 - math.exp(-3 * r / FULL)) / (1 - math.exp(-3))
-
-
 def sample(space: SearchSpace, study: optuna.Study, seen: dict[str, float], enqueue: dict | None = None):
     """Ask a trial; returns (trial, cfg, gflops, feasible and new)."""
     if enqueue is not None:
@@ -82,22 +76,6 @@ def sample(space: SearchSpace, study: optuna.Study, seen: dict[str, float], enqu
     if fresh:
         seen.setdefault(key, 0.0)
     return t, cfg, c.flops / 1e9, fresh, key
-
-
-def full_search(space: SearchSpace, seed: int, n: int, noise: float) -> list:
-    rng = np.random.default_rng(seed + 1000)
-    study = optuna.create_study(directions=DIRS, sampler=make_sampler("tpe", seed))
-    tr, seen = Tracker(space), {}
-    for _ in range(n):
-        t, cfg, g, fresh, key = sample(space, study, seen)
-        t.set_constraint("full_fidelity", 0.0)
-        if fresh:
-            seen[key] = synthetic_ap(cfg) + rng.normal(0, noise * math.sqrt(500 / FULL))
-            tr.spent += FULL
-            tr.full_result(g, seen[key])
-        study.tell(t, [g, seen.get(key, 0.0)])
-        tr.step()
-    return tr.curve
 
 
 def promotion_asha(space: SearchSpace, seed: int, budget: float, noise: float, eta: float, first: int,
@@ -120,7 +98,7 @@ def promotion_asha(space: SearchSpace, seed: int, budget: float, noise: float, e
             p = paused[pick]
             p["promoted"] = True
             t, cfg, g, _, _ = sample(space, study, seen, enqueue=p["params"])
-            ap = synthetic_ap(cfg) + rng.normal(0, noise * math.sqrt(500 / FULL))
+            ap = observed_ap(synthetic_ap(cfg), FULL, FULL, rng, noise, 500)
             tr.spent += FULL - first
             tr.full_result(g, ap)
             t.set_constraint("full_fidelity", 0.0)
@@ -129,7 +107,7 @@ def promotion_asha(space: SearchSpace, seed: int, budget: float, noise: float, e
             t, cfg, g, fresh, _ = sample(space, study, seen)
             ap = 0.0
             if fresh:
-                ap = synthetic_ap(cfg) * curve_ratio(first) + rng.normal(0, noise * math.sqrt(500 / first))
+                ap = observed_ap(synthetic_ap(cfg), first, FULL, rng, noise, 500)
                 tr.spent += first
                 paused.append({"gflops": g, "ap": ap, "params": dict(t.params), "promoted": False})
             t.set_constraint("full_fidelity", 0.5)
@@ -152,26 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     Ns = sorted({int(x) for x in args.trials.split(",")})
     space = SearchSpace.from_yaml(ROOT / "search_spaces" / "paper.yaml")
+    bench_args = argparse.Namespace(noise=args.noise, noise_iters=500, slowdown=0.0, rungs=None, eta=None,
+                                    min_results=None)
+    full_space, _ = spaces(bench_args)
     t0 = time.time()
     fulls, mfs = [], []
     for seed in range(args.seeds):
-        fulls.append(full_search(space, seed, max(Ns), args.noise))
+        # the full-fidelity baseline of bench_multifidelity.py: the real driver, same evaluator
+        fulls.append(run(full_space, "tpe", seed, n_trials=max(Ns), args=bench_args))
         mfs.append(promotion_asha(space, seed, 1.3 * fulls[-1][-1][0], args.noise, args.eta, args.first_rung,
                                   args.min_results))
         print(f"seed {seed} done", flush=True)
-    summary: dict[str, Any] = {}
+    summary = mean_curve_summary(fulls, mfs, Ns)
     for N in Ns:
-        iters = statistics.fmean(f[N - 1][0] for f in fulls)
-        hv = statistics.fmean(f[N - 1][1] for f in fulls)
-
-        def mean_hv(ratio: float, iters: float = iters) -> float:
-            return statistics.fmean(at_iters(c, ratio * iters)[0] for c in mfs)
-
-        reach = next((k / 100 for k in range(1, 131) if mean_hv(k / 100) >= hv), None)
-        summary[str(N)] = {"iters_ratio_to_full_mean_hv": reach, "mean_hv_ratio_at_40pct": mean_hv(TARGET) / hv}
+        reach, at40 = summary[str(N)]["iters_ratio_to_full_mean_hv"], summary[str(N)]["mean_hv_ratio_at_40pct"]
         print(f"N={N}: reaches the full-fidelity mean hypervolume after "
-              f"{'more than 130%' if reach is None else f'{reach:.0%}'} of its iterations; "
-              f"at 40%: {mean_hv(TARGET) / hv:.3f} of it")
+              f"{'more than 130%' if reach is None else f'{reach:.0%}'} of its iterations; at 40%: {at40:.3f} of it")
     out = {"benchmark": "multifidelity_ceiling", "command": "python benchmarks/bench_multifidelity_ceiling.py "
            + " ".join(sys.argv[1:] if argv is None else argv), "settings": vars(args), "summary": summary,
            "target_iters_ratio": TARGET, "wall_s": time.time() - t0}
