@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from piip_search.errors import StudyError
 from piip_search.search import _pareto
+from piip_search.search import _records as R
 
 
 def branches_label(cfg: dict[str, Any] | None) -> str:
@@ -39,6 +40,7 @@ class TrialRecord:
     config: dict[str, Any] | None
     metrics: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
+    message: str = ""
 
     @property
     def gflops(self) -> float | None:
@@ -47,7 +49,7 @@ class TrialRecord:
     @property
     def on_front_candidate(self) -> bool:
         """Full-fidelity, feasible, successful: the only trials the front may use."""
-        return self.state == "COMPLETE" and self.status == "ok" and self.values is not None
+        return self.state == "COMPLETE" and self.status == R.OK and self.values is not None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,20 +83,21 @@ def records(study: optuna.Study) -> list[TrialRecord]:
     out = []
     for t in study.get_trials(deepcopy=False):
         ua = t.user_attrs
-        metrics = ua.get("metrics", {}) or {}
+        metrics = ua.get(R.METRICS, {}) or {}
         ap = metrics.get("ap")
         out.append(TrialRecord(
-            number=t.number, state=t.state.name, status=ua.get("status", t.state.name.lower()),
-            flops=ua.get("flops"), params=ua.get("params"),
+            number=t.number, state=t.state.name, status=R.status_of(ua, t.state.name),
+            flops=ua.get(R.FLOPS), params=ua.get(R.PARAMS),
             ap=None if ap is None else float(ap),
             values=list(t.values) if t.state == TrialState.COMPLETE and t.values is not None else None,
-            config=ua.get("config"), metrics=metrics, fingerprint=ua.get("fingerprint"),
+            config=ua.get(R.CONFIG), metrics=metrics, fingerprint=ua.get(R.FINGERPRINT),
+            message=str(ua.get(R.MESSAGE, metrics.get("message", "")) or ""),
         ))
     return out
 
 
 def study_objectives(study: optuna.Study) -> list[tuple[str, str]]:
-    objs = study.user_attrs.get("objectives")
+    objs = study.user_attrs.get(R.STUDY_OBJECTIVES)
     if objs:
         return [(str(n), str(d)) for n, d in objs]
     return [(f"objective_{i}", d.name.lower()) for i, d in enumerate(study.directions)]
@@ -104,7 +107,7 @@ def reference_point(study: optuna.Study, candidates: list[TrialRecord]) -> list[
     """Explicit, documented reference point: for minimised objectives the budget if the space has one
     (FLOPs: `max_gflops`, params: `max_params_m`) else 1.1 x the worst candidate; for maximised ones 0."""
     objs = study_objectives(study)
-    space = study.user_attrs.get("space", {}) or {}
+    space = study.user_attrs.get(R.STUDY_SPACE, {}) or {}
     budgets = space.get("budgets", {}) or {}
     stored = study.user_attrs.get("reference_point")
     if stored is not None:
@@ -196,4 +199,7 @@ def status_summary(study: optuna.Study) -> dict[str, Any]:
         "reference_point": front.reference_point,
         "objectives": [{"name": n, "direction": d} for n, d in front.objectives],
         "best_ap": max((r.ap for r in front.points if r.ap is not None), default=None),
+        "not_on_front": {k: v for k, v in sorted(by_status.items()) if k != R.OK and k != "running"},
+        "evaluator": study.user_attrs.get(R.STUDY_EVALUATOR),
+        "sampler": study.user_attrs.get(R.STUDY_SAMPLER),
     }

@@ -96,8 +96,10 @@ SAMPLER_NAMES: tuple[str, ...] = ("auto", "nsga2", "tpe", "gp", "random")
 FLOPS_CONVENTIONS: tuple[str, ...] = ("model", "paper")
 ATTENTIONS: tuple[str, ...] = ("deformable", "regular")
 
+DEFAULT_MAX_RETRIES = 2  # re-queues of a trial whose worker died before a config is failed for good
 _TOP_KEYS = ("name", "description", "trials", "branches", "inverted", "interactions", "fixed", "budgets",
-             "objectives", "flops_convention", "proxy", "fidelity", "evaluator", "sampler")
+             "objectives", "flops_convention", "proxy", "fidelity", "evaluator", "sampler",
+             "max_retries")
 _BRANCH_KEYS = ("count", "models", "resolutions", "window_size")
 _DIMS_KEYS = ("embed_dim", "depth", "head_dim", "num_heads")
 _INTER_KEYS = ("count", "direction", "attention")
@@ -364,6 +366,10 @@ class SearchSpace:
                                                                                              "description")
         trials = d.get("trials")
         self.trials: int | None = None if trials is None else r.integer(trials, "trials", minimum=1)
+        self.max_retries: int = r.integer(d.get("max_retries", DEFAULT_MAX_RETRIES), "max_retries", minimum=0)
+        if self.max_retries > 20:
+            r.fail("max_retries", "must be at most 20 (a config that kills its worker that often is broken)",
+                   self.max_retries)
         inv = d.get("inverted", True)
         if inv not in (True, False, "strict"):
             r.fail("inverted", "must be true, false or 'strict'", inv)
@@ -447,7 +453,7 @@ class SearchSpace:
             "objectives": [{o.name: o.direction} for o in self.objectives],
             "flops_convention": self.flops_convention, "proxy": copy.deepcopy(self.proxy),
             "fidelity": None if self.fidelity is None else dict(self.fidelity),
-            "evaluator": self.evaluator, "sampler": self.sampler,
+            "evaluator": self.evaluator, "sampler": self.sampler, "max_retries": self.max_retries,
         })
         return out
 

@@ -49,3 +49,12 @@ def with_pid(cfg, ctx):
     import os
 
     return {**evaluate(cfg, ctx), "pid": os.getpid()}
+
+
+def hang_if_asked(cfg, ctx):
+    """`hang` while PIIP_TEST_HANG is set (the process to kill), `evaluate` otherwise (the one that resumes)."""
+    import os
+
+    if os.environ.get("PIIP_TEST_HANG"):
+        return hang(cfg, ctx)
+    return evaluate(cfg, ctx)

@@ -133,7 +133,7 @@ def test_evaluator_failures_are_recorded_not_raised(tmp_path, evaluator, status)
 def test_multi_fidelity_stops_dominated_trials_and_front_uses_full_fidelity(tmp_path):
     space = space_of(fidelity={"rungs": [10, 30, 90], "eta": 3, "min_results": 2})
     study, outs = run_search(space, name="mf", trials_dir=tmp_path, n_trials=15, seed=2, progress=False)
-    pruned = [o for o in outs if o.status == "pruned"]
+    pruned = [o for o in outs if o.status == "stopped"]
     full = [o for o in outs if o.status == "ok"]
     assert pruned and full
     for o in pruned:
@@ -166,7 +166,7 @@ def test_multi_fidelity_promotion_follows_non_dominated_ranks(tmp_path):
     at_rung: list[list[tuple[float, float]]] = [[] for _ in schedule.rungs]
     checked = {"stopped": 0, "promoted": 0}
     for t in study.trials:  # one worker: trials ran in order
-        if "duplicate_of" in t.user_attrs or t.user_attrs.get("status") not in ("ok", "pruned"):
+        if "duplicate_of" in t.user_attrs or t.user_attrs.get("status") not in ("ok", "stopped"):
             continue
         cfg = PIIPConfig.from_dict(t.user_attrs["config"])
         for k, iters in enumerate(schedule.rungs):
@@ -208,11 +208,11 @@ def test_multi_fidelity_constraints_are_consistent_and_graded(tmp_path, sampler)
     study, outs = run_search(space, name="mfc", trials_dir=tmp_path, n_trials=16, seed=0, progress=False)
     statuses = [o.status for o in outs]
     assert not [s for s in statuses if s.startswith("failed")], statuses
-    assert "pruned" in statuses and "ok" in statuses
+    assert "stopped" in statuses and "ok" in statuses
     for t in study.trials:
         assert set(t.constraints) == {"full_fidelity"}, t.constraints
         stop = t.user_attrs["metrics"].get("stopped_at")
-        if t.user_attrs["status"] == "pruned":
+        if t.user_attrs["status"] == "stopped":
             expected = space.fidelity_schedule().stop_violation(stop["rung"], stop["position"], stop["n_results"])
             assert t.constraints["full_fidelity"] == pytest.approx(expected) and 0 < expected <= 1
         else:

@@ -120,7 +120,7 @@ def test_duplicate_index_sees_other_workers_trials_once_they_finish(tmp_path):
     trial, cfg = running[0], running[1]
     b._refresh_known()
     assert b._known == {} and b._open == [0]
-    a._evaluate(*running)
+    a.evaluate(running)
     out = b.run_one()  # sees trial 0 finished now: a duplicate, not evaluated again
     assert other.trials[out.number].user_attrs["duplicate_of"] == trial.number
     assert fake_evaluators.CALLS == [cfg.fingerprint()]
