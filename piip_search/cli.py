@@ -31,6 +31,13 @@ def _console():
 # ---------------------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------------------
+def _warn_not_inverted(cfg: Any) -> None:
+    from piip_search.config import inversion_problems
+
+    for problem in inversion_problems(cfg):
+        print(f"warning: not parameter-inverted: {problem}", file=sys.stderr)
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from piip_search.config import list_models
 
@@ -49,6 +56,7 @@ def _cmd_flops(args: argparse.Namespace) -> int:
     from piip_search.flops._render import flops_table
 
     cfg = load_config(args.config)  # a bad CONFIG raises ConfigError -> exit 2
+    _warn_not_inverted(cfg)
     rep = count(cfg, convention=args.convention)
     if args.json:
         print_json({**rep.to_dict(), "config": args.config})
@@ -63,6 +71,7 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     from piip_search.flops._render import branches_table, flops_table, interactions_lines
 
     cfg = load_config(args.config)
+    _warn_not_inverted(cfg)
     rep = count(cfg, convention=args.convention)
     con = _console()
     con.print(branches_table(cfg))
@@ -103,6 +112,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     given = (("iters", args.iters), ("detector", args.detector), ("device", args.device))
     overrides = {k: v for k, v in given if v is not None}
     settings = ProxySettings(**overrides)  # a bad value raises ConfigError: exit 2 with its message
+    from piip_search.config import load_config
+
+    _warn_not_inverted(load_config(args.config))
     result = train_proxy(args.config, args.data, settings, progress=True)  # the bar goes to stderr
     if args.json:
         print_json(result.to_dict())
@@ -128,8 +140,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     name = args.study or space.name
     study, outcomes = run_search(
         space, name=name, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
-        sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue, resume=args.resume,
-        device=args.device, backend=args.backend)
+        total=args.total, sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue,
+        resume=args.resume, device=args.device, backend=args.backend)
     _print_front(pareto_front(study), title=f"study {name}: {len(outcomes)} trials run now")
     print(f"next: piip-search pareto {name} | piip-search export {name} --select knee --out {name}-knee.yaml"
           + ("" if args.trials_dir == "trials" else f" --trials-dir {args.trials_dir}"), file=sys.stderr)
@@ -140,7 +152,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from piip_search.search._driver import run_worker
 
     outcomes = run_worker(args.study, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
-                          device=args.device)
+                          total=args.total, device=args.device, evaluator=args.evaluator)
     print(f"worker finished {len(outcomes)} trials of study {args.study}", file=sys.stderr)
     return EXIT_OK
 
@@ -161,7 +173,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_column("value", justify="right")
     t.add_row("trials", str(info["n_trials"]))
     for k, v in info["by_status"].items():
-        t.add_row(f"  {k}", str(v))
+        t.add_row(f"  {k}", str(v) + ("" if k in ("ok", "running") else "  (not on the front)"))
+    t.add_row("evaluator", str(info.get("evaluator") or "-"))
+    t.add_row("sampler", str(info.get("sampler") or "-"))
     t.add_row("front size", str(info["front_size"]))
     t.add_row("hypervolume", f"{info['hypervolume']:.6g}")
     t.add_row("reference point", str(info["reference_point"]))
@@ -207,7 +221,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from piip_search.search._driver import attach_study
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
-    paths = export_study(study, select_spec=args.select, out=args.out, fmt=args.format)
+    paths = export_study(study, select_spec=args.select, out=args.out, fmt=args.format, force=args.force)
     for p in paths:
         print(p)
     return EXIT_OK
@@ -228,12 +242,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from piip_search.search._driver import attach_study
 
+    if not 1 <= args.port <= 65535:
+        raise PiipSearchError(f"--port: must be between 1 and 65535, got {args.port}")
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     try:
         from optuna_dashboard import run_server
     except ImportError:
-        from piip_search.errors import PiipSearchError
-
         raise PiipSearchError("dashboard needs optuna-dashboard: pip install 'piip-search[dashboard]'") from None
     print(f"optuna-dashboard for study {args.study} on http://127.0.0.1:{args.port}/ (Ctrl-C to stop)",
           file=sys.stderr)
@@ -244,7 +258,26 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------
 # parser
 # ---------------------------------------------------------------------------------------------------
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text[:50]!r}") from None
+    if not 0 <= n <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1000000, got {n}")
+    return n
+
+
+def _count_options(sp: argparse.ArgumentParser) -> None:
+    group = sp.add_mutually_exclusive_group()
+    group.add_argument("--trials", type=_count, default=None, help="run this many more trials")
+    group.add_argument("--total", type=_count, default=None,
+                       help="run until the study holds this many trials (all workers together)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from piip_search.search import SAMPLERS
+
     p = argparse.ArgumentParser(
         prog="piip-search",
         description="Neural-architecture search for PIIP networks: FLOPs (multiply-adds) against detection AP.",
@@ -290,9 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp = cmd("run", _cmd_run, "run a search (default: search_spaces/default.yaml on synthetic data)")
     sp.add_argument("--space", default=None, help="search-space YAML (default: the shipped default.yaml)")
     sp.add_argument("--study", default=None, help="study name (default: the space's name)")
-    sp.add_argument("--storage", default=None, help="Optuna storage URL (default: trials/<study>/study.db)")
-    sp.add_argument("--trials", type=int, default=None, help="number of trials to run now")
-    sp.add_argument("--sampler", default=None, choices=["auto", "nsga2", "tpe", "gp", "random"])
+    sp.add_argument("--storage", default=None,
+                    help="Optuna storage: a journal file path or a database URL (default: trials/<study>/journal.log)")
+    _count_options(sp)
+    sp.add_argument("--sampler", default=None, choices=list(SAMPLERS))
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
     sp.add_argument("--evaluator", default=None, help="builtin:proxy | builtin:flops-only | package.module:function")
@@ -302,12 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trials-dir", default="trials", help="home of studies (default: trials/)")
     sp.add_argument("--device", default=None)
 
-    sp = cmd("worker", _cmd_worker, "join a running study as one more worker")
-    sp.add_argument("--storage", required=True)
+    sp = cmd("worker", _cmd_worker, "join a running study as one more worker (same space and evaluator)")
+    sp.add_argument("--storage", required=True, help="the study's journal file path or database URL")
     sp.add_argument("--study", required=True)
-    sp.add_argument("--trials", type=int, default=None)
+    _count_options(sp)
     sp.add_argument("--trials-dir", default="trials")
     sp.add_argument("--device", default=None)
+    sp.add_argument("--evaluator", default=None, help="must be the study's own (default: the study's)")
 
     for name, fn, help in (("status", _cmd_status, "progress of a study"),
                            ("pareto", _cmd_pareto, "the Pareto front of FLOPs against AP")):
@@ -322,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--select", default="knee", help="knee | max-ap | min-flops | budget:<gflops> | all")
     sp.add_argument("--out", required=True, help="output file (one config) or folder")
     sp.add_argument("--format", default="yaml", choices=["yaml", "piip-mmdet"])
+    sp.add_argument("--force", action="store_true", help="overwrite existing files")
     sp.add_argument("--storage", default=None)
     sp.add_argument("--trials-dir", default="trials")
 
@@ -351,9 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     except PiipSearchError as e:
         print(f"piip-search {args.command}: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"piip-search {args.command}: interrupted; everything recorded so far is kept", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"piip-search {args.command}: interrupted ({e or 'SIGINT'}); the running trial is queued again and "
+              f"everything recorded so far is kept (continue with --resume)", file=sys.stderr)
         return 130
+    except OSError as e:  # a path the user gave: unreadable, not writable, a file where a folder should be
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"piip-search {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as e:  # an internal failure: say so, keep the traceback short but available
         import traceback
 

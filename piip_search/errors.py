@@ -21,3 +21,12 @@ class DatasetError(PiipSearchError):
 
 class StudyError(PiipSearchError):
     """A study that does not exist, or a storage that cannot be opened."""
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """`repr(value)` cut to `limit` characters, so a huge value (a YAML alias bomb) never floods a message."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<{type(value).__name__}, nested too deep>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

@@ -7,6 +7,7 @@ from piip_search.config._architecture import (
     InteractionConfig,
     PIIPConfig,
     even_ranges,
+    inversion_problems,
     load_config,
 )
 from piip_search.config._presets import PRESET_ORDER, PRESETS, BlockType, ViTSize, default_block_type
@@ -24,6 +25,7 @@ __all__ = [
     "ViTSize",
     "default_block_type",
     "even_ranges",
+    "inversion_problems",
     "list_models",
     "load_config",
     "zoo_path",

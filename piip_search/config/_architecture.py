@@ -16,8 +16,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from piip_search import _yaml
 from piip_search.config._presets import PRESETS, BlockType, default_block_type
-from piip_search.errors import ConfigError
+from piip_search.errors import ConfigError, shown
 
 PATCH_SIZE = 16  # every PIIP branch runs with patch 16 (pretrained 14x14 kernels are resized)
 
@@ -33,12 +34,13 @@ class BranchConfig(_Frozen):
     """One ViT branch. Give a preset `model` or explicit `embed_dim`/`depth`/`num_heads`."""
 
     model: Literal["T", "S", "B", "L", "H", "6B"] | None = None
-    embed_dim: int | None = Field(default=None, gt=0)
-    depth: int | None = Field(default=None, gt=0)
-    num_heads: int | None = Field(default=None, gt=0)
-    mlp_ratio: float = Field(default=4.0, gt=0)
-    resolution: int = Field(gt=0)
-    window_size: int | None = Field(default=None, gt=0)  # None = global attention in every block
+    # upper bounds: a value past them can only be a typo (the largest PIIP model is 6B: 3200 wide, 48 deep)
+    embed_dim: int | None = Field(default=None, gt=0, le=16384)
+    depth: int | None = Field(default=None, gt=0, le=256)
+    num_heads: int | None = Field(default=None, gt=0, le=1024)
+    mlp_ratio: float = Field(default=4.0, gt=0, le=64, allow_inf_nan=False)
+    resolution: int = Field(gt=0, le=8192)
+    window_size: int | None = Field(default=None, gt=0, le=1024)  # None = global attention in every block
     global_blocks: tuple[int, ...] = ()  # blocks with global attention although window_size is set
     family: Literal["deit", "internvit"] = "deit"
     # Block-type overrides; None = the default of family and preset (config/_presets.py).
@@ -107,15 +109,15 @@ class BranchConfig(_Frozen):
 class InteractionConfig(_Frozen):
     """Cross-branch interaction units (§2). `count` spreads them evenly; `indexes` gives explicit ranges."""
 
-    count: int | None = Field(default=12, gt=0)
+    count: int | None = Field(default=12, gt=0, le=256)
     indexes: tuple[tuple[tuple[int, int], ...], ...] | None = None  # per branch: [[start, end], ...] inclusive
     direction: Direction = "bidirectional"
     attention: Literal["deformable", "regular"] = "deformable"
-    heads: int = Field(default=16, gt=0)
-    points: int = Field(default=4, gt=0)
-    deform_ratio: float = Field(default=0.5, gt=0, le=1.0)
+    heads: int = Field(default=16, gt=0, le=1024)
+    points: int = Field(default=4, gt=0, le=256)
+    deform_ratio: float = Field(default=0.5, gt=0, le=1.0, allow_inf_nan=False)
     cffn: bool = True
-    cffn_ratio: float = Field(default=0.25, gt=0)
+    cffn_ratio: float = Field(default=0.25, gt=0, le=64, allow_inf_nan=False)
     projection: bool = True
     norm: bool = True
     drop_path_rate: float = Field(default=0.4, ge=0.0, lt=1.0)
@@ -127,7 +129,7 @@ class PIIPConfig(_Frozen):
     task: Literal["detection", "classification"] = "detection"
     branches: tuple[BranchConfig, ...] = Field(min_length=1)
     interactions: InteractionConfig = InteractionConfig()
-    num_classes: int = Field(default=1000, gt=0)  # classification head width
+    num_classes: int = Field(default=1000, gt=0, le=1_000_000)  # classification head width
     name: str | None = None
     provenance: dict[str, Any] | None = None  # free-form: written by `export`, ignored by builders
 
@@ -197,9 +199,9 @@ class PIIPConfig(_Frozen):
     @classmethod
     def from_yaml(cls, text: str, *, source: str | None = None) -> PIIPConfig:
         try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{source or 'config'}: not valid YAML: {e}") from None
+            data = _yaml.loads(text)
+        except _yaml.YAMLInputError as e:
+            raise ConfigError(f"{source or 'config'}: {e}") from None
         return cls.from_dict(data, source=source)
 
     def canonical(self) -> dict[str, Any]:
@@ -304,6 +306,19 @@ def _check_config(cfg: PIIPConfig) -> None:
                 _fail("interactions.count", f"cannot exceed the depth of branches[{i}] ({b.n_blocks})", count)
 
 
+def inversion_problems(cfg: PIIPConfig) -> list[str]:
+    """Where `cfg` breaks the parameter-inverted rule (larger models at lower resolutions); [] if it keeps it."""
+    out = []
+    for i in range(len(cfg.branches) - 1):
+        a, b = cfg.branches[i], cfg.branches[i + 1]
+        if b.resolution < a.resolution:
+            out.append(f"branches[{i + 1}] runs at {b.resolution} px, below branches[{i}]'s {a.resolution} px")
+        if b.dim**2 * b.n_blocks > a.dim**2 * a.n_blocks:  # block params grow with width^2 x depth
+            out.append(f"branches[{i + 1}] (width {b.dim}, depth {b.n_blocks}) is larger than branches[{i}] "
+                       f"(width {a.dim}, depth {a.n_blocks})")
+    return out
+
+
 def format_validation_error(e: ValidationError, source: str | None = None) -> str:
     lines = []
     for err in e.errors():
@@ -317,13 +332,15 @@ def format_validation_error(e: ValidationError, source: str | None = None) -> st
             lines.append(f"{path}: unknown key")
         elif path and not msg.startswith(path):
             value = err.get("input")
-            shown = "" if isinstance(value, dict) else f", got {value!r}"
-            lines.append(f"{path}: {msg}{shown}")
+            got = "" if isinstance(value, dict) else f", got {shown(value)}"
+            lines.append(f"{path}: {msg}{got}")
         else:
             lines.append(msg)
     head = f"{source}: " if source else ""
     if len(lines) == 1:
         return head + lines[0]
+    if len(lines) > 20:
+        lines = [*lines[:20], f"... and {len(lines) - 20} more"]
     return head + "invalid config:\n  " + "\n  ".join(lines)
 
 
@@ -341,7 +358,9 @@ def load_config(ref: str | Path) -> PIIPConfig:
                               f"(see `piip-search models`; e.g. {', '.join(list_models()[:3])})")
         path = shipped
     try:
-        text = path.read_text()
+        text = _yaml.read_text(path)
+    except _yaml.YAMLInputError as e:
+        raise ConfigError(f"{path}: {e}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     return PIIPConfig.from_yaml(text, source=str(ref))

@@ -12,15 +12,20 @@ from piip_search.export._yaml import trial_config
 from piip_search.search._results import pareto_front, select
 
 
-def export_study(study: optuna.Study, *, select_spec: str, out: str | Path, fmt: str = "yaml") -> list[Path]:
+def export_study(study: optuna.Study, *, select_spec: str, out: str | Path, fmt: str = "yaml",
+                 force: bool = False) -> list[Path]:
     """Write the selected configs. One selected point and `out` not an existing folder: `out` is the file;
-    otherwise `out` is a folder and files are named `<study>-trial-<n>.{yaml,py}`."""
+    otherwise `out` is a folder and files are named `<study>-trial-<n>.{yaml,py}`. Existing files are kept
+    unless `force`."""
     front = pareto_front(study)
     chosen = select(front, select_spec)
     convention = (study.user_attrs.get("space", {}) or {}).get("flops_convention", "model")
     suffix = ".yaml" if fmt == "yaml" else ".py"
     out = Path(out)
     single = len(chosen) == 1 and not out.is_dir() and out.suffix in (".yaml", ".yml", ".py")
+    if not single and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: {len(chosen)} configs are selected, so --out must be a folder, and "
+                          f"{out} is a file")
     written = []
     for rec in chosen:
         cfg = trial_config(rec, study=study.study_name, convention=convention)
@@ -33,7 +38,12 @@ def export_study(study: optuna.Study, *, select_spec: str, out: str | Path, fmt:
         else:
             raise ConfigError(f"--format: must be yaml or piip-mmdet, got {fmt!r}")
         path = out if single else out / f"{study.study_name}-trial-{rec.number}{suffix}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        if path.exists() and not force:
+            raise ConfigError(f"--out {path}: the file exists; pass --force to overwrite it")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as e:
+            raise ConfigError(f"--out {path}: cannot write: {e.strerror or e}") from None
         written.append(path)
     return written

@@ -43,11 +43,11 @@ from piip_search.search._lifecycle import (
 )
 from piip_search.search._pending import replay_pending, save_pending
 from piip_search.search._samplers import AUTO_SWITCH_AT, CachedTPESampler, GPThenTPESampler
-from piip_search.search._space import DEFAULT_MAX_RETRIES
+from piip_search.search._space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
 
-SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random")
+SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
 # auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then tpe
 # (GP's ask cost grows with the study: ~1.3 s at 200 trials, 2.6 s at 400; bench_driver_overhead.py) -- see README
 DEFAULT_SAMPLER = "auto"
@@ -500,6 +500,22 @@ def enqueue_configs(study: optuna.Study, space: Any, refs: list[str]) -> list[st
     return names
 
 
+def check_dataset(space: Any, evaluator: str) -> None:
+    """The proxy's dataset must exist before any trial starts: a missing one would fail every trial."""
+    data = proxy_settings(space).get("dataset") or proxy_settings(space).get("data")
+    if evaluator != DEFAULT_EVALUATOR or data is None:
+        return
+    task = (getattr(space, "fixed", None) or {}).get("task", "detection")
+    if task == "detection":
+        from piip_search.data import coco_layout
+
+        coco_layout(data)  # DatasetError names the missing folder or file
+    elif not Path(data).is_dir():
+        from piip_search.errors import DatasetError
+
+        raise DatasetError(f"proxy.dataset {data}: image folder not found")
+
+
 def _check_counts(n_trials: int | None, total: int | None) -> None:
     for flag, v in (("--trials", n_trials), ("--total", total)):
         if v is not None and not 0 <= v <= 1_000_000:
@@ -525,6 +541,7 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
                        seed=seed, resume=resume, evaluator=evaluator)
     spec = _check_evaluator(study, evaluator or getattr(space, "evaluator", None))
     fn = resolve_evaluator(spec)
+    check_dataset(space, spec)
     if enqueue:
         enqueue_configs(study, space, enqueue)
     sdir = study_dir(trials_dir, name)
@@ -548,7 +565,9 @@ def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials"
     """`piip-search worker`: one more process on a running study (same space, evaluator, budgets, front)."""
     _check_counts(n_trials, total)
     study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
-    fn = resolve_evaluator(_check_evaluator(study, evaluator))
+    spec = _check_evaluator(study, evaluator)
+    fn = resolve_evaluator(spec)
+    check_dataset(space, spec)
     driver = SearchDriver(study, space, study_path=study_dir(trials_dir, name), evaluator=fn, device=device)
     driver.recover_stale_trials()
     if n_trials is None and total is None:

@@ -60,9 +60,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 import yaml
 from pydantic import ValidationError
 
+from piip_search import _yaml
 from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER, PRESETS, PIIPConfig, even_ranges
 from piip_search.config._architecture import BranchConfig, InteractionConfig
 from piip_search.errors import ConfigError, SearchSpaceError
+from piip_search.errors import shown as short
 from piip_search.search._fidelity import FidelitySchedule, geometric_rungs
 
 if TYPE_CHECKING:
@@ -96,6 +98,7 @@ SAMPLER_NAMES: tuple[str, ...] = ("auto", "nsga2", "tpe", "gp", "random")
 FLOPS_CONVENTIONS: tuple[str, ...] = ("model", "paper")
 ATTENTIONS: tuple[str, ...] = ("deformable", "regular")
 
+MAX_CHOICES = 10_000  # per dimension: more can only be a typo in a range
 DEFAULT_MAX_RETRIES = 2  # re-queues of a trial whose worker died before a config is failed for good
 _TOP_KEYS = ("name", "description", "trials", "branches", "inverted", "interactions", "fixed", "budgets",
              "objectives", "flops_convention", "proxy", "fidelity", "evaluator", "sampler",
@@ -175,7 +178,7 @@ class Dim:
                 return v
         shown = self.spec if isinstance(self.spec, dict) else list(self.values)
         raise SearchSpaceError(f"{source}: params.{name}: must be one of {shown} ({self.path}), "
-                               f"got {value!r}")
+                               f"got {short(value)}")
 
 
 class _Model(NamedTuple):
@@ -232,7 +235,7 @@ class _Reader:
         self.source = source
 
     def fail(self, path: str, rule: str, value: Any = ..., *, shown: str | None = None) -> NoReturn:
-        got = "" if value is ... else f", got {shown if shown is not None else repr(value)}"
+        got = "" if value is ... else f", got {shown if shown is not None else short(value)}"
         raise SearchSpaceError(f"{self.source}: {path}: {rule}{got}")
 
     def mapping(self, value: Any, path: str, allowed: Sequence[str], required: Sequence[str] = ()) -> dict:
@@ -283,6 +286,8 @@ class _Reader:
                 self.fail(f"{path}.high", f"must be >= low={low}", high)
             if (high - low) % step:
                 self.fail(f"{path}.high", f"high - low must be a multiple of step={step} (low={low})", high)
+            if (high - low) // step >= MAX_CHOICES:
+                self.fail(path, f"a range may hold at most {MAX_CHOICES} values", value)
             values = tuple(range(low, high + 1, step))
             for i, v in enumerate(values):
                 check(v, f"{path}.low" if i == 0 else f"{path}")
@@ -290,6 +295,8 @@ class _Reader:
         if isinstance(value, dict):
             self.fail(path, "must be a list of choices or a single value", value)
         items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if len(items) > MAX_CHOICES:
+            self.fail(path, f"at most {MAX_CHOICES} choices", f"{len(items)} choices")
         if not items:
             self.fail(path, "needs at least one choice", value)
         out = []
@@ -311,7 +318,7 @@ def _format_pydantic(e: ValidationError, prefix: str, source: str) -> str:
         msg = msg[len("Value error, "):]
     if err["type"] == "extra_forbidden":
         return f"{source}: {path}: unknown key"
-    return f"{source}: {path}: {msg}, got {err.get('input')!r}"
+    return f"{source}: {path}: {msg}, got {short(err.get('input'))}"
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> tuple[str, Any, Any] | None:
@@ -417,13 +424,11 @@ class SearchSpace:
         source = str(path)
         p = space_path(path)
         try:
-            text = p.read_text()
+            data = _yaml.loads(_yaml.read_text(p))
+        except _yaml.YAMLInputError as e:
+            raise SearchSpaceError(f"{source}: {e}") from None
         except OSError as e:
             raise SearchSpaceError(f"{source}: cannot read: {e.strerror}") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise SearchSpaceError(f"{source}: not valid YAML: {e}") from None
         if isinstance(data, dict) and "name" not in data:
             data = {"name": p.stem, **data}
         return cls.from_dict(data, source=source, check_budgets=check_budgets, check_proxy=check_proxy)
