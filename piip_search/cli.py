@@ -114,7 +114,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings = ProxySettings(**overrides)  # a bad value raises ConfigError: exit 2 with its message
     from piip_search.config import load_config
 
-    _warn_not_inverted(load_config(args.config))
+    try:
+        _warn_not_inverted(load_config(args.config))
+    except PiipSearchError:
+        pass  # train_proxy reports a bad config with its own status
     result = train_proxy(args.config, args.data, settings, progress=True)  # the bar goes to stderr
     if args.json:
         print_json(result.to_dict())

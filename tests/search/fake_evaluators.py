@@ -58,3 +58,43 @@ def hang_if_asked(cfg, ctx):
     if os.environ.get("PIIP_TEST_HANG"):
         return hang(cfg, ctx)
     return evaluate(cfg, ctx)
+
+
+def truncating(cfg, ctx):
+    """A run cut by a wall-clock cap after a tenth of its iterations (what a busy machine does to the proxy)."""
+    planned = ctx.fidelity or 100
+    return {"status": "ok", "ap": known_ap(cfg), "iters": max(1, planned // 10), "stop_reason": "time_budget"}
+
+
+def full_iters(cfg, ctx):
+    return {"status": "ok", "ap": known_ap(cfg), "iters": ctx.fidelity or 100, "stop_reason": "iters"}
+
+
+def poison(cfg, ctx):
+    """Kills its own process (as the OOM killer would) for the config recorded in $PIIP_TEST_POISON_FILE;
+    the first config it sees becomes the poison one."""
+    import os
+    import signal
+    from pathlib import Path
+
+    marker = Path(os.environ["PIIP_TEST_POISON_FILE"])
+    if not marker.exists():
+        marker.write_text(cfg.fingerprint())
+    if marker.read_text() == cfg.fingerprint():
+        with open(str(marker) + ".deaths", "a") as f:
+            f.write("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return evaluate(cfg, ctx)
+
+
+def marking(cfg, ctx):
+    """Sleeps $PIIP_TEST_SLEEP_S (default 1 s) and leaves one marker line per evaluation in the study folder,
+    so a test can prove that nothing was evaluated twice."""
+    import os
+    import time
+
+    (ctx.trial_dir / "started").write_text("1")
+    time.sleep(float(os.environ.get("PIIP_TEST_SLEEP_S", "1")))
+    with open(ctx.trial_dir.parent / "evaluations.txt", "a") as f:
+        f.write(f"{cfg.fingerprint()} {ctx.trial_number}\n")
+    return evaluate(cfg, ctx)
