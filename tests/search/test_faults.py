@@ -107,7 +107,7 @@ def test_simultaneous_starts_after_a_crash_recover_each_trial_once(tmp_path):
     from piip_search.search._lifecycle import worker_id
 
     host = worker_id().rpartition(":")[0]
-    for x in range(3):
+    for _ in range(3):
         trial = study.ask({"b0.embed_dim": optuna.distributions.CategoricalDistribution([32, 64, 96])})
         study._storage.set_trial_user_attr(trial._trial_id, R.WORKER, f"{host}:{_dead_pid()}")
     procs = [subprocess.Popen(_cli("worker", "--storage", storage, *common, "--trials", "2"), cwd=ROOT, env=env,

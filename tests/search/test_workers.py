@@ -56,7 +56,8 @@ def test_killed_worker_trial_is_failed_and_retried_on_resume(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(_cli("run", "--space", str(space), "--study", "k", "--trials", "3", "--trials-dir",
                                  str(tmp_path), "--evaluator", "tests.search.fake_evaluators:hang_if_asked"),
-                            cwd=ROOT, env={**env, "PIIP_TEST_HANG": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env={**env, "PIIP_TEST_HANG": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     started = tmp_path / "k" / "trial_00000" / "started"
     deadline = time.time() + 120
     while not started.exists():
