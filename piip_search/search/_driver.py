@@ -308,11 +308,12 @@ class SearchDriver:
     def run(self, n_trials: int | None = None, *, total: int | None = None, progress: bool = True
             ) -> list[TrialOutcome]:
         """Run `n_trials` more trials, or until the study holds `total` trials (all workers together)."""
-        from piip_search.search._progress import SearchProgress
+        from piip_search.search._progress import SearchProgress, search_log
 
         outcomes: list[TrialOutcome] = []
         planned = n_trials if total is None else max(0, total - started_trials(self.study))
-        with SearchProgress(self, planned, enabled=progress) as bar, sigterm_as_interrupt():
+        with search_log(self.study_path), SearchProgress(self, planned, enabled=progress) as bar, \
+                sigterm_as_interrupt():
             while len(outcomes) < (n_trials if n_trials is not None else planned):
                 if total is not None and started_trials(self.study) >= total:
                     break

@@ -1,10 +1,45 @@
-"""Rich progress for a search: trials done, status counts, front size and hypervolume."""
+"""Progress of a search: a rich bar in the terminal (trials done, status counts, front size, hypervolume) and
+one line per finished trial, storage outage or recovered trial in `trials/<study>/search.log`."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("piip_search.search")
+
+
+@contextmanager
+def search_log(study_path: Path) -> Iterator[Path]:
+    """Within the block, piip_search's messages go to `<study_path>/search.log` (INFO and up) and warnings also
+    to the terminal."""
+    from piip_search.search._lifecycle import worker_id
+
+    study_path.mkdir(parents=True, exist_ok=True)
+    path = study_path / "search.log"
+    root = logging.getLogger("piip_search")
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setLevel(logging.INFO)
+    to_file.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{worker_id()}] %(message)s"))
+    to_terminal = logging.StreamHandler(sys.stderr)
+    to_terminal.setLevel(logging.WARNING)
+    to_terminal.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    previous = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(to_file)
+    root.addHandler(to_terminal)
+    try:
+        yield path
+    finally:
+        root.removeHandler(to_file)
+        root.removeHandler(to_terminal)
+        root.setLevel(previous)
+        to_file.close()
 
 #: the bar's front and hypervolume are recomputed at most this often (~17 ms each at 1,000 trials)
 FRONT_REFRESH_S = 2.0
@@ -35,6 +70,12 @@ class SearchProgress:
         return self
 
     def update(self, outcome: Any) -> None:
+        m = outcome.metrics or {}
+        ap = m.get("ap")
+        log.info("trial %d: %s  %s GFLOPs  AP %s%s", outcome.number, outcome.status,
+                 "-" if m.get("flops") is None else f"{m['flops'] / 1e9:.4f}",
+                 "-" if ap is None else f"{float(ap):.4f}",
+                 f"  ({str(m['message'])[:200]})" if m.get("message") and outcome.status != "ok" else "")
         key = outcome.status.split(":")[0]
         self.counts[key] = self.counts.get(key, 0) + 1
         if self._progress is None:

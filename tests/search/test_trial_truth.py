@@ -51,6 +51,9 @@ def test_truncated_trials_are_recorded_apart_and_never_on_a_front(tmp_path):
     assert study.best_trials == []  # Optuna's own front (and the dashboard's) honour the constraint
     info = status_summary(study)
     assert info["front_size"] == 0 and info["not_on_front"][R.TRUNCATED] >= 1
+    log = (tmp_path / "tr" / "search.log").read_text()
+    assert "trial 0: truncated" in log or "trial 0: infeasible" in log
+    assert "cut short of its fidelity" in log
 
 
 def test_every_trial_carries_the_same_constraint_keys(tmp_path):
