@@ -146,6 +146,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         total=args.total, sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue,
         resume=args.resume, device=args.device, backend=args.backend)
     _print_front(pareto_front(study), title=f"study {name}: {len(outcomes)} trials run now")
+    if _all_failed(outcomes):
+        return EXIT_INTERNAL
     print(f"next: piip-search pareto {name} | piip-search export {name} --select knee --out {name}-knee.yaml"
           + ("" if args.trials_dir == "trials" else f" --trials-dir {args.trials_dir}"), file=sys.stderr)
     return EXIT_OK
@@ -157,7 +159,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     outcomes = run_worker(args.study, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
                           total=args.total, device=args.device, evaluator=args.evaluator)
     print(f"worker finished {len(outcomes)} trials of study {args.study}", file=sys.stderr)
-    return EXIT_OK
+    return EXIT_INTERNAL if _all_failed(outcomes) else EXIT_OK
+
+
+def _all_failed(outcomes: list[Any]) -> bool:
+    """Say so when no trial of this run gave a result: a broken evaluator or dataset, not a search."""
+    if not outcomes or not all(o.status.startswith("failed:") for o in outcomes):
+        return False
+    reasons = sorted({f"{o.status}: {str(o.metrics.get('message', ''))[:200]}" for o in outcomes})
+    print("piip-search: every trial of this run failed; reasons:\n  " + "\n  ".join(reasons[:5]), file=sys.stderr)
+    return True
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
