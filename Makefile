@@ -32,6 +32,7 @@ test-slow: setup
 
 lint: setup
 	$(VENV)/bin/ruff check piip_search tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) benchmarks/run_all.py

@@ -217,7 +217,8 @@ def _print_front(front, *, title: str) -> None:
     from rich.table import Table
 
     t = Table(title=title, caption=f"hypervolume {front.hypervolume:.6g} (reference {front.reference_point}); "
-                                   f"FLOPs are multiply-adds")
+                                   f"FLOPs are multiply-adds; {front.n_candidates} of {front.n_trials} trials are "
+                                   f"valid full-fidelity points (`status` lists the others)")
     for col in ("trial", "GFLOPs", "params (M)", "AP", "knee", "branches (model@resolution)", "interactions"):
         t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
     from piip_search.search._results import branches_label, interactions_label

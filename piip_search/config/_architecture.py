@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -222,7 +223,7 @@ class PIIPConfig(_Frozen):
         inter["ranges"] = [list(map(list, r)) for r in self.block_ranges]
         if not self.unit_pairs():  # no units: block ranges only order the same blocks, the network is the same
             inter = {"direction": "none"}
-        out = {"task": self.task, "branches": branches, "interactions": inter}
+        out: dict[str, Any] = {"task": self.task, "branches": branches, "interactions": inter}
         if self.task == "classification":
             out["num_classes"] = self.num_classes
         return out
@@ -344,7 +345,7 @@ def format_validation_error(e: ValidationError, source: str | None = None) -> st
     return head + "invalid config:\n  " + "\n  ".join(lines)
 
 
-def load_config(ref: str | Path) -> PIIPConfig:
+def load_config(ref: str | os.PathLike[str]) -> PIIPConfig:
     """Load a config from a YAML path or a shipped model name (`piip-tsb-1120-896-448`)."""
     from piip_search.config._zoo import zoo_path
 

@@ -269,7 +269,7 @@ class CocoDetection(Dataset):
         nh, nw = (h, w) if self.size is None else scaled_size(h, w, scale)
         side_h, side_w = (h, w) if self.size is None else (self.size, self.size)
         if (nh, nw) != (h, w):
-            image = image.resize((nw, nh), Image.BILINEAR)
+            image = image.resize((nw, nh), Image.Resampling.BILINEAR)
         pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
         tensor = torch.zeros(3, side_h, side_w)
         tensor[:, :nh, :nw] = pixels.float().div_(255.0)

@@ -132,7 +132,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
     grid = int(rng.integers(3, 9))
     blobs = rng.uniform(-40, 40, (3, grid, grid)).astype(np.float32)
     for k in range(3):
-        img[..., k] += np.asarray(Image.fromarray(blobs[k]).resize((size, size), Image.BICUBIC))
+        img[..., k] += np.asarray(Image.fromarray(blobs[k]).resize((size, size), Image.Resampling.BICUBIC))
 
     canvas = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
@@ -228,7 +228,8 @@ def _check_args(images: int, val_images: int, size: int, seed: int) -> None:
 def _write_split(root: Path, split: str, n: int, size: int, seed: int, min_object: float) -> None:
     img_dir = root / split
     img_dir.mkdir(parents=True, exist_ok=True)
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for i in range(n):
         rng = np.random.default_rng([seed, _SPLITS.index(split), i])
         pixels, anns = _draw_image(rng, size, min_object)

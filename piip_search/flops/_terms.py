@@ -35,7 +35,7 @@ class Cost(NamedTuple):
     params: int = 0
     flops: int = 0
 
-    def __add__(self, other: object) -> Cost:  # type: ignore[override]
+    def __add__(self, other: object) -> Cost:
         assert isinstance(other, Cost)
         return Cost(self.params + other.params, self.flops + other.flops)
 

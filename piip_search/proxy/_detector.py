@@ -197,6 +197,7 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
                 mask_predictor=MaskRCNNPredictor(mask_layers[-1], C, num_classes + 1),
                 **kwargs, **common)
     else:
+        levels: tuple[str, ...]
         if s.min_level == 3:  # the standard P3-P7 (P6/P7 by strided convs on P5)
             levels, extra, strides = ("p3", "p4", "p5"), LastLevelP6P7(C, C), (8, 16, 32, 64, 128)
         else:  # P2-P6 (P6 by max-pool): objects of a few pixels get positive locations on the stride-4 grid
@@ -224,10 +225,15 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
                          score_thresh=s.score_thresh, detections_per_img=100, **common)
 
     model.transform = _NoResizeTransform(side, list(IMAGE_MEAN), list(IMAGE_STD))
-    model.input_side = side
-    model.piip_cfg = scaled
-    model.detector_kind = kind
+    _annotate(model, input_side=side, piip_cfg=scaled, detector_kind=kind)
     return model
+
+
+def _annotate(model: nn.Module, **facts: Any) -> None:
+    """Plain attributes the proxy reads back (`input_side`, `piip_cfg`, ...); nn.Module's typing only knows
+    tensors and submodules, so they are set through `object.__setattr__`'s public spelling."""
+    for k, v in facts.items():
+        setattr(model, k, v)
 
 
 def build_classifier(cfg: PIIPConfig, *, settings: ProxySettings | None = None) -> nn.Module:
@@ -242,7 +248,6 @@ def build_classifier(cfg: PIIPConfig, *, settings: ProxySettings | None = None) 
         raise ConfigError(f"task: build_classifier needs a classification config, got {cfg.task!r}")
     scaled = proxy_config(cfg, s)
     model = build_piip(scaled)
-    model.input_side = scaled.input_resolution
-    model.piip_cfg = scaled
+    _annotate(model, input_side=scaled.input_resolution, piip_cfg=scaled)
     return model
 

@@ -26,7 +26,7 @@ import re
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,7 +268,7 @@ class _EMA:
     def update(self) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(self._ema, [p.detach() for p in self._src], 1.0 - d)
+        torch._foreach_lerp_(list(self._ema), [p.detach() for p in self._src], 1.0 - d)
         for e, b in zip(self._ema_buf, self._src_buf, strict=True):
             e.copy_(b)
 
@@ -320,7 +320,7 @@ class _Batches:
 
             loader = DataLoader(split.dataset, batch_sampler=sampler, num_workers=num_workers,
                                 collate_fn=list, persistent_workers=False)
-            self._it = iter(loader)
+            self._it: Iterator[list[tuple[torch.Tensor, Any]]] = iter(loader)
         else:
             self._it = (split.get(idx) for idx in sampler)
 
@@ -596,7 +596,7 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
         model = _build(base, num_classes, s)
         res.params_m = sum(p.numel() for p in model.parameters()) / 1e6
         model.to(device).train()
-        groups = param_groups(model, model.piip_cfg, lr=s.lr, weight_decay=s.weight_decay,
+        groups = param_groups(model, model.piip_cfg, lr=s.lr, weight_decay=s.weight_decay,  # type: ignore[arg-type]
                               layer_decay=s.layer_decay)
         opt = torch.optim.AdamW(groups, lr=s.lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda"))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s))

@@ -311,10 +311,15 @@ class SearchDriver:
         from piip_search.search._progress import SearchProgress, search_log
 
         outcomes: list[TrialOutcome] = []
-        planned = n_trials if total is None else max(0, total - started_trials(self.study))
+        if total is not None:
+            planned = max(0, total - started_trials(self.study))
+        else:
+            planned = int(n_trials if n_trials is not None else getattr(self.space, "trials", None) or 20)
         with search_log(self.study_path), SearchProgress(self, planned, enabled=progress) as bar, \
                 sigterm_as_interrupt():
-            while len(outcomes) < (n_trials if n_trials is not None else planned):
+            # with a study-wide total, re-queued failures of other workers may need more than `planned` here
+            limit = planned if total is None else planned * (self.max_retries + 2)
+            while len(outcomes) < limit:
                 if total is not None and started_trials(self.study) >= total:
                     break
                 out = self.run_one()
@@ -378,9 +383,9 @@ def budget_violations(space: Any, flops: int, params: int) -> dict[str, float]:
     get = (lambda k: b.get(k)) if isinstance(b, dict) else (lambda k: getattr(b, k, None))
     out: dict[str, float] = {}
     if b is not None and get("max_gflops") is not None:
-        out["max_gflops"] = flops / 1e9 - float(get("max_gflops"))
+        out["max_gflops"] = flops / 1e9 - float(get("max_gflops"))  # type: ignore[arg-type]
     if b is not None and get("max_params_m") is not None:
-        out["max_params_m"] = params / 1e6 - float(get("max_params_m"))
+        out["max_params_m"] = params / 1e6 - float(get("max_params_m"))  # type: ignore[arg-type]
     return out
 
 
@@ -443,7 +448,7 @@ def open_study(space: Any, *, name: str, storage_url: str | None, trials_dir: st
         study.sampler = make_sampler(sampler, continuing_seed(study, seed))
         return study
     directions = [d for _, d in objectives_of(space)]
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions,
+    study = optuna.create_study(study_name=name, storage=storage, directions=directions,  # type: ignore[arg-type]
                                 sampler=make_sampler(sampler, seed))
     study.set_user_attr(SPACE_ATTR, space_dict)
     study.set_user_attr(R.STUDY_OBJECTIVES, objectives_of(space))
@@ -553,7 +558,7 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
     if backend == "ray":
         from piip_search.search._ray import run_with_ray
 
-        n = n_trials if total is None else max(0, total - started_trials(study))
+        n = int(n_trials or 0) if total is None else max(0, total - started_trials(study))
         url = storage_url or default_storage_url(trials_dir, name)
         return study, run_with_ray(driver, n, storage_url=url, trials_dir=trials_dir, evaluator_spec=spec,
                                    max_concurrent=max_concurrent, progress=progress)

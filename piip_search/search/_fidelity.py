@@ -110,7 +110,7 @@ def geometric_rungs(min_iters: int, max_iters: int, eta: float = 3) -> tuple[int
         raise ValueError(f"min_iters must be <= max_iters={max_iters}, got {min_iters}")
     if not eta > 1:
         raise ValueError(f"eta must be > 1, got {eta!r}")
-    rungs = []
+    rungs: list[int] = []
     r = float(min_iters)
     while round(r) < max_iters:
         if not rungs or round(r) > rungs[-1]:

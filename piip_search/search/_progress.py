@@ -51,8 +51,8 @@ class SearchProgress:
         self.total = total
         self.enabled = enabled
         self.counts: dict[str, int] = {}
-        self._progress = None
-        self._task = None
+        self._progress: Any = None
+        self._task: Any = None
         self._front = ""
         self._front_at = -float("inf")
 

@@ -121,7 +121,7 @@ def reference_point(study: optuna.Study, candidates: list[TrialRecord]) -> list[
         if budget is not None:
             ref.append(float(budget))
         else:
-            worst = max((c.values[i] for c in candidates), default=1.0)
+            worst = max((c.values[i] for c in candidates if c.values is not None), default=1.0)
             ref.append(float(worst) * 1.1)
     return ref
 
@@ -141,7 +141,7 @@ def pareto_front(study: optuna.Study) -> FrontInfo:
     pts = np.array([c.values for c in cand], dtype=float)
     mask = _pareto.pareto_mask(pts, directions)
     front = [c for c, m in zip(cand, mask, strict=True) if m]
-    front.sort(key=lambda r: r.values[0])
+    front.sort(key=lambda r: r.values[0] if r.values is not None else 0.0)
     fpts = np.array([f.values for f in front], dtype=float)
     hv = float(_pareto.hypervolume(fpts, ref, directions))
     knee_idx = _pareto.knee_point(fpts, directions) if len(front) > 2 else None

@@ -141,4 +141,4 @@ class CachedTPESampler(optuna.samplers.TPESampler):
 
 
 if not _HAVE_TPE_INTERNALS:  # pragma: no cover
-    CachedTPESampler = optuna.samplers.TPESampler  # type: ignore[misc]  # same samples, without the caches
+    CachedTPESampler = optuna.samplers.TPESampler  # type: ignore[misc,assignment]  # same samples, without the caches

@@ -896,6 +896,7 @@ class SearchSpace:
                 p = get(f"b{i}.model", self.presets)
                 models.append(_Model(p, PRESETS[p].embed_dim, PRESETS[p].depth))
             else:
+                assert self.embed_dims is not None and self.depths is not None  # no presets: widths and depths
                 models.append(_Model(None, get(f"b{i}.embed_dim", self.embed_dims),
                                      get(f"b{i}.depth", self.depths)))
             res.append(get(f"b{i}.resolution", self.resolutions))
@@ -907,7 +908,7 @@ class SearchSpace:
         res.sort()
         if self.inverted:
             if self.presets is not None:
-                models.sort(key=lambda mo: PRESET_ORDER.index(mo.preset), reverse=True)  # type: ignore[arg-type]
+                models.sort(key=lambda mo: PRESET_ORDER.index(mo.preset), reverse=True)
             else:
                 dims = sorted((mo.embed_dim for mo in models), reverse=True)
                 depths = sorted((mo.depth for mo in models), reverse=True)
@@ -1028,7 +1029,7 @@ class SearchSpace:
         if self.inverted:
             for i in range(1, n):
                 a, b = cfg.branches[i - 1], cfg.branches[i]
-                bigger = (PRESET_ORDER.index(b.model) > PRESET_ORDER.index(a.model)  # type: ignore[arg-type]
+                bigger = (PRESET_ORDER.index(b.model) > PRESET_ORDER.index(a.model)
                           if self.presets is not None else (b.dim > a.dim or b.n_blocks > a.n_blocks))
                 if bigger:
                     r.fail(f"branches[{i}]", f"not parameter-inverted: larger than branches[{i - 1}]",

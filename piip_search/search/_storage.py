@@ -183,8 +183,9 @@ def open_storage(url: str | None, trials_dir: str | Path, name: str, *, create: 
             backend = JournalFile(str(path))
         except OSError as e:
             raise StudyError(f"storage {path}: cannot open: {e.strerror or e}") from None
-        return RetryingStorage(optuna.storages.JournalStorage(backend), describe=f"journal {path}")
-    return RetryingStorage(cached_rdb(_open_rdb(url)), describe=f"database {_redact(url)}")
+        return RetryingStorage(optuna.storages.JournalStorage(backend),  # type: ignore[abstract]
+                               describe=f"journal {path}")
+    return RetryingStorage(cached_rdb(_open_rdb(url)), describe=f"database {_redact(url)}")  # type: ignore[abstract]
 
 
 def _redact(url: str) -> str:

@@ -107,7 +107,8 @@ class RetryingStorage(optuna.storages.BaseStorage):
         return {"inner": self.inner, "outage_limit_s": self.outage_limit_s, "describe": self.describe}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["inner"], outage_limit_s=state["outage_limit_s"], describe=state["describe"])
+        RetryingStorage.__init__(self, state["inner"], outage_limit_s=state["outage_limit_s"],
+                                 describe=state["describe"])
 
 
 def _delegate(name: str) -> Callable[..., Any]:

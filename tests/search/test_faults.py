@@ -103,13 +103,17 @@ def test_simultaneous_starts_after_a_crash_recover_each_trial_once(tmp_path):
     assert init.returncode == 0, init.stderr
     storage = str(tmp_path / "c" / "journal.log")
     # a crashed multi-trial host: three RUNNING trials of a process that is gone
-    study, _ = attach_study("c", storage_url=storage, trials_dir=tmp_path)
+    study, space_obj = attach_study("c", storage_url=storage, trials_dir=tmp_path)
     from piip_search.search._lifecycle import worker_id
 
     host = worker_id().rpartition(":")[0]
-    for _ in range(3):
-        trial = study.ask({"b0.embed_dim": optuna.distributions.CategoricalDistribution([32, 64, 96])})
-        study._storage.set_trial_user_attr(trial._trial_id, R.WORKER, f"{host}:{_dead_pid()}")
+    from piip_search.search._driver import Prepared, SearchDriver
+
+    driver = SearchDriver(study, space_obj, study_path=tmp_path / "c", evaluator=lambda cfg, ctx: {})
+    preps = [driver.prepare() for _ in range(3)]  # sampled and counted, then the process "dies"
+    for prep in preps:
+        assert isinstance(prep, Prepared)
+        study._storage.set_trial_user_attr(prep.trial._trial_id, R.WORKER, f"{host}:{_dead_pid()}")
     procs = [subprocess.Popen(_cli("worker", "--storage", storage, *common, "--trials", "2"), cwd=ROOT, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     for p in procs:
