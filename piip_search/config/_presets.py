@@ -1,4 +1,4 @@
-"""ViT size presets and block-type defaults (piip-architecture.md §1.1)."""
+"""ViT size presets and block-type defaults (docs/official-code.md §1.1)."""
 
 from __future__ import annotations
 

@@ -2,14 +2,14 @@
 
 Two analytic conventions (`count(cfg, convention=...)`, no model built, cached per canonical config):
 
-* `paper`: the counting that produced the published PIIP #Param/#FLOPs (piip-architecture.md §6);
+* `paper`: the counting that produced the published PIIP #Param/#FLOPs (docs/official-code.md §6);
 * `model`: the backbone `piip_search.models.build_piip(cfg)` builds, at the branch resolutions.
 
 `traced_flops(cfg)` builds that backbone and counts it with fvcore (plus handles for what fvcore misses),
 the cross-check of the `model` convention.
 """
 
-from piip_search.flops._count import COUNTERS, clear_cache, count
+from piip_search.flops._count import COUNTERS, count
 from piip_search.flops._report import CONVENTIONS, FlopsReport, Part
 from piip_search.flops._traced import TracedReport, traced_flops
 
@@ -19,7 +19,6 @@ __all__ = [
     "FlopsReport",
     "Part",
     "TracedReport",
-    "clear_cache",
     "count",
     "traced_flops",
 ]

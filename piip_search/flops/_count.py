@@ -63,8 +63,3 @@ def count(cfg: PIIPConfig | str | Path, convention: str = "paper", *, cache: boo
                 _CACHE.popitem(last=False)
     return rep if rep.name == cfg.name else dataclasses.replace(rep, name=cfg.name)
 
-
-def clear_cache() -> None:
-    """Forget every cached count."""
-    with _LOCK:
-        _CACHE.clear()

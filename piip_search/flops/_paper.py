@@ -1,4 +1,4 @@
-"""Convention `paper`: the counting behind the published PIIP #Param/#FLOPs (piip-architecture.md §6).
+"""Convention `paper`: the counting behind the published PIIP #Param/#FLOPs (docs/official-code.md §6).
 
 The README numbers come from the official classification code path (`classification/get_flops.py`), which
 counts with mmcv hooks (Linear / Conv / LayerNorm / GroupNorm only; RMSNorm is not hooked) and adds

@@ -11,7 +11,6 @@ from piip_search.proxy._detector import (
     PyramidFPN,
     build_classifier,
     build_detector,
-    detector_input_side,
 )
 from piip_search.proxy._evaluate import AP_KEYS, EVAL_BACKENDS, evaluate_detections, to_coco_predictions
 from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config, scale_config
@@ -30,7 +29,6 @@ __all__ = [
     "PyramidFPN",
     "build_classifier",
     "build_detector",
-    "detector_input_side",
     "evaluate_detections",
     "param_groups",
     "proxy_config",

@@ -1,4 +1,4 @@
-"""Torchvision detectors on the PIIP pyramid (piip-architecture.md §4.1; tooling-notes.md §6.2).
+"""Torchvision detectors on the PIIP pyramid (docs/official-code.md §4.1).
 
 The PIIP backbone returns `{"p2", "p3", "p4", "p5"}` (strides 4/8/16/32, branch1's width); a
 `torchvision.ops.FeaturePyramidNetwork` maps them to `fpn_channels` and adds the extra levels each head needs:
@@ -43,12 +43,11 @@ __all__ = [
     "PyramidFPN",
     "build_classifier",
     "build_detector",
-    "detector_input_side",
 ]
 
 #: Image side torchvision's default anchors are sized for (COCO images resized to 800).
 REFERENCE_SIDE = 800
-#: The PIIP data pipeline normalises with mean = std = 127.5 on 0..255 pixels (piip-architecture.md §5):
+#: The PIIP data pipeline normalises with mean = std = 127.5 on 0..255 pixels (docs/official-code.md §5):
 #: on the 0..1 tensors the data reader yields, that is (x - 0.5) / 0.5.
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
@@ -123,11 +122,6 @@ def _channels_of(body: nn.Module, levels: tuple[str, ...]) -> list[int]:
 def _scaled_sizes(base: tuple[float, ...], side: int) -> tuple[float, ...]:
     f = side / REFERENCE_SIDE
     return tuple(round(b * f, 2) for b in base)
-
-
-def detector_input_side(cfg: PIIPConfig, settings: ProxySettings | None = None) -> int:
-    """Square image side the detector of `cfg` is fed (the last branch's resolution after scaling)."""
-    return proxy_config(cfg, settings or ProxySettings()).input_resolution
 
 
 # ---- builders ------------------------------------------------------------------------------------------

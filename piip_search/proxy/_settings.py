@@ -151,10 +151,6 @@ class ProxySettings:
             raise ConfigError(f"proxy: unknown setting(s) {unknown}; known: {sorted(known)}")
         return cls(**data)
 
-    def replace(self, **changes: Any) -> ProxySettings:
-        """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
-
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["eval_at"] = list(self.eval_at)

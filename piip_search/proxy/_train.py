@@ -1,7 +1,7 @@
 """Proxy training: a short, seeded detection (or classification) run of a PIIP config, scored by COCO AP.
 
 `train_proxy(cfg, data_dir, settings)` never raises for a bad run: every outcome is a `ProxyResult` whose
-`status` says what happened (design.md habit 19, "a divergent proxy run is a trial outcome, not a crash"):
+`status` says what happened:
 
 =================  =============================================================================
 ok                 trained (possibly stopped early by `time_budget_s` or `on_eval`) and evaluated
@@ -12,22 +12,18 @@ data_error         the dataset folder, an annotation file or an image is missing
 failed             anything else (the message holds the exception)
 =================  =============================================================================
 
-Recipe (piip-architecture.md §5, shortened): AdamW (no decay on norms, biases, position embeddings and
-LayerScale/interaction gammas), linear warm-up then cosine decay, optional layer-wise decay over the
-branches' blocks, gradient clipping, bf16 autocast on CUDA, fixed seeds and a seeded data order.
+The run: fixed seeds, the recipe of `_recipe.py`, the data of `_data.py`, bf16 autocast on CUDA, evaluations
+at `eval_at` and at the end (`_scoring.py`), and every failure turned into a status (`_result.py`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
-import re
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +33,10 @@ from torch import nn
 
 from piip_search.config import PIIPConfig, load_config
 from piip_search.errors import ConfigError, DatasetError
+from piip_search.proxy._data import Batches, Split, load_classification_data, load_detection_data, to_device
+from piip_search.proxy._recipe import ema_module, make_ema, make_optimizer, param_groups
+from piip_search.proxy._result import STATUSES, OnEval, ProxyResult, RunFailure, describe, is_oom
+from piip_search.proxy._scoring import autocast, evaluate_classifier, evaluate_detector
 from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config
 
 if TYPE_CHECKING:
@@ -44,83 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["STATUSES", "ProxyResult", "ProxySettings", "param_groups", "train_proxy"]
 
-#: Every value `ProxyResult.status` can take.
-STATUSES: tuple[str, ...] = ("ok", "diverged", "oom", "invalid_config", "data_error", "failed")
-
-#: Datasets up to this many images are decoded once into memory (the synthetic set is 256 + 64 images).
-_PRELOAD_LIMIT = 4000
 _LOSS_WINDOW = 10  # loss_start / loss_end / the shown loss are means over this many iterations
 
-OnEval = Callable[[int, dict[str, Any]], bool]
 
-
-@dataclass
-class ProxyResult:
-    """Outcome of one proxy run; `to_dict()` is JSON-serialisable. Metrics are fractions in [0, 1].
-
-    `ap*` are the box AP of the last evaluation (None if none happened), `mask_ap*` the mask AP (Mask R-CNN),
-    `top1` the accuracy of a classification run. `iters` counts the optimizer steps done; `images_per_s`
-    is the training throughput (evaluation excluded); `peak_mem_mb` is CUDA's max allocated memory, or the
-    peak resident size of the process on CPU. `history` holds one entry per evaluation.
-    """
-
-    status: str
-    message: str = ""
-    ap: float | None = None
-    ap50: float | None = None
-    ap75: float | None = None
-    ap_small: float | None = None
-    ap_medium: float | None = None
-    ap_large: float | None = None
-    mask_ap: float | None = None
-    mask_ap50: float | None = None
-    top1: float | None = None
-    iters: int = 0
-    wall_s: float = 0.0
-    train_s: float = 0.0
-    eval_s: float = 0.0
-    images_per_s: float | None = None
-    peak_mem_mb: float | None = None
-    loss_start: float | None = None
-    loss_end: float | None = None
-    stop_reason: str | None = None  # "iters" | "time_budget" | "on_eval" (status ok only)
-    task: str | None = None
-    detector: str | None = None
-    input_side: int | None = None
-    device: str | None = None
-    params_m: float | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def metrics(self) -> dict[str, Any]:
-        """The evaluation numbers only (what `on_eval` receives, minus `iters`/`loss`)."""
-        keys = ("ap", "ap50", "ap75", "ap_small", "ap_medium", "ap_large", "mask_ap", "mask_ap50", "top1")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k, v in d.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                d[k] = None  # JSON has no NaN
-        return d
-
-
-class _RunFailure(Exception):
-    """Ends a run with a named status (caught in `train_proxy`)."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-# ---------------------------------------------------------------------------------------------------------
-# small helpers
-# ---------------------------------------------------------------------------------------------------------
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -133,14 +59,13 @@ def _resolve_device(name: str | None) -> torch.device:
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
-        raise _RunFailure("invalid_config", f"proxy.device: not a torch device, got {name!r}") from None
+        raise RunFailure("invalid_config", f"proxy.device: not a torch device, got {name!r}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise _RunFailure("invalid_config",
-                              f"proxy.device: {name!r} asked for, but CUDA is not available")
+            raise RunFailure("invalid_config", f"proxy.device: {name!r} asked for, but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise _RunFailure("invalid_config", f"proxy.device: {name!r} does not exist "
-                              f"({torch.cuda.device_count()} CUDA device(s))")
+            raise RunFailure("invalid_config", f"proxy.device: {name!r} does not exist "
+                             f"({torch.cuda.device_count()} CUDA device(s))")
     return dev
 
 
@@ -152,26 +77,14 @@ def _peak_mem_mb(device: torch.device) -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 1024
 
 
-def _is_oom(e: BaseException) -> bool:
-    if isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(e, RuntimeError) and "out of memory" in str(e).lower()
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 class _RunLog:
     """Plain-text log of a run (one line per event), appended to `path` when given."""
 
     def __init__(self, path: str | os.PathLike[str] | None) -> None:
-        self.path = Path(path) if path is not None else None
         self._f = None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def __call__(self, line: str) -> None:
         if self._f is not None:
@@ -184,254 +97,17 @@ class _RunLog:
             self._f = None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# optimizer
-# ---------------------------------------------------------------------------------------------------------
-_BRANCH_PARAM = re.compile(r"(?:^|\.)branches\.(\d+)\.(?:blocks\.(\d+)\.|(patch_embed|pos_embed|cls_token))")
-_NO_DECAY_SUFFIXES = ("pos_embed", "cls_token", "gamma")
-
-
-def _no_weight_decay_names(model: nn.Module) -> set[str]:
-    """Full parameter names listed by any submodule's `no_weight_decay()` (timm convention)."""
-    names: set[str] = set()
-    for prefix, m in model.named_modules():
-        fn = getattr(m, "no_weight_decay", None)
-        if callable(fn):
-            for n in fn():
-                names.add(f"{prefix}.{n}" if prefix else n)
-    return names
-
-
-def param_groups(model: nn.Module, cfg: PIIPConfig, *, lr: float, weight_decay: float,
-                 layer_decay: float | None) -> list[dict[str, Any]]:
-    """AdamW parameter groups: no decay on 1-d parameters (norms, biases, gammas), position embeddings and cls
-    tokens; with `layer_decay`, the PIIP recipe's layer-wise rates (§5): branch i's block k sits at layer
-    `round((k + 1) * L / depth_i)` with L the deepest branch's depth, patch/position embeddings at layer 0,
-    everything else (interactions, merge, neck, heads) at L + 1 with the full rate;
-    scale = decay^(L + 1 - layer).
-    """
-    num_layers = max(b.n_blocks for b in cfg.branches)
-    skip = _no_weight_decay_names(model)
-    groups: dict[tuple[float, bool], dict[str, Any]] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        no_decay = p.ndim <= 1 or name in skip or name.endswith(_NO_DECAY_SUFFIXES)
-        scale = 1.0
-        if layer_decay is not None:
-            layer = num_layers + 1
-            m = _BRANCH_PARAM.search(name)
-            if m:
-                branch = int(m.group(1))
-                if m.group(2) is not None and branch < len(cfg.branches):
-                    depth = cfg.branches[branch].n_blocks
-                    layer = max(1, round((int(m.group(2)) + 1) * num_layers / depth))
-                elif m.group(3) is not None:
-                    layer = 0
-            scale = layer_decay ** (num_layers + 1 - layer)
-        key = (scale, no_decay)
-        if key not in groups:
-            groups[key] = {"params": [], "lr": lr * scale, "lr_scale": scale,
-                           "weight_decay": 0.0 if no_decay else weight_decay}
-        groups[key]["params"].append(p)
-    return list(groups.values())
-
-
-def _lr_lambda(s: ProxySettings) -> Callable[[int], float]:
-    warm, total = s.warmup_iters, s.iters
-
-    def f(step: int) -> float:
-        if warm and step < warm:
-            return 0.001 + (1.0 - 0.001) * step / warm
-        t = min(1.0, (step - warm) / max(1, total - warm))
-        return s.min_lr_ratio + (1.0 - s.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return f
-
-
-class _EMA:
-    """Exponential moving average of a model's weights (timm-style warm-up of the decay)."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        import copy
-
-        self.module = copy.deepcopy(model)
-        self.module.requires_grad_(False)
-        self.decay = decay
-        self.updates = 0
-        self._ema = [p for p in self.module.parameters()]
-        self._src = [p for p in model.parameters()]
-        self._ema_buf = [b for b in self.module.buffers()]
-        self._src_buf = [b for b in model.buffers()]
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        torch._foreach_lerp_(list(self._ema), [p.detach() for p in self._src], 1.0 - d)
-        for e, b in zip(self._ema_buf, self._src_buf, strict=True):
-            e.copy_(b)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------------------------
-class _Split:
-    """One split held in memory (small sets) or read on demand, with a seeded batch order."""
-
-    def __init__(self, dataset: Any, preload: bool) -> None:
-        self.dataset = dataset
-        self.items = [dataset[i] for i in range(len(dataset))] if preload else None
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def get(self, indices: list[int]) -> list[tuple[torch.Tensor, Any]]:
-        if self.items is not None:
-            return [self.items[i] for i in indices]
-        return [self.dataset[i] for i in indices]
-
-
-class _SeededBatchSampler:
-    """Endless index batches: a new seeded permutation of the split every epoch."""
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        self.n, self.bs = n, batch_size
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def __iter__(self) -> Any:
-        order: list[int] = []
-        while True:
-            while len(order) < self.bs:
-                order += torch.randperm(self.n, generator=self.gen).tolist()
-            batch, order = order[:self.bs], order[self.bs:]
-            yield batch
-
-
-class _Batches:
-    """Seeded training batches (in memory, or through DataLoader workers) with seeded horizontal flips."""
-
-    def __init__(self, split: _Split, batch_size: int, seed: int, hflip: bool, num_workers: int) -> None:
-        self.hflip = hflip
-        self.flip_gen = torch.Generator().manual_seed(seed + 1)
-        sampler = _SeededBatchSampler(len(split), batch_size, seed)
-        if split.items is None and num_workers > 0:
-            from torch.utils.data import DataLoader
-
-            loader = DataLoader(split.dataset, batch_sampler=sampler, num_workers=num_workers,
-                                collate_fn=list, persistent_workers=False)
-            self._it: Iterator[list[tuple[torch.Tensor, Any]]] = iter(loader)
-        else:
-            self._it = (split.get(idx) for idx in sampler)
-
-    def next(self) -> list[tuple[torch.Tensor, Any]]:
-        items = next(self._it)
-        if not self.hflip:
-            return items
-        flips = (torch.rand(len(items), generator=self.flip_gen) < 0.5).tolist()
-        return [_flip(*item) if f else item for item, f in zip(items, flips, strict=True)]
-
-
-def _flip(image: torch.Tensor, target: Any) -> tuple[torch.Tensor, Any]:
-    image = image.flip(-1)
-    if not isinstance(target, dict):  # classification label
-        return image, target
-    w = image.shape[-1]
-    t = dict(target)
-    b = t["boxes"].clone()
-    b[:, [0, 2]] = w - t["boxes"][:, [2, 0]]
-    t["boxes"] = b
-    if "masks" in t:
-        t["masks"] = t["masks"].flip(-1)
-    return image, t
-
-
-def _load_detection_data(data_dir: Any, side: int, masks: bool, val_images: int | None
-                         ) -> tuple[_Split, _Split, Any, list[int]]:
-    from piip_search.data import CocoDetection, coco_layout
-
-    layout = coco_layout(data_dir)
-    train = CocoDetection(layout.train_images, layout.train_json, size=side, masks=masks, include_crowd=False,
-                          skip_empty=False)
-    val = CocoDetection(layout.val_images, layout.val_json, size=side, masks=False)
-    if len(train) == 0:
-        raise DatasetError(f"{layout.train_json}: the training split has no images")
-    if len(val) == 0:
-        raise DatasetError(f"{layout.val_json}: the validation split has no images")
-    if train.num_classes == 0:
-        raise DatasetError(f"{layout.train_json}: no categories")
-    if train.label_to_category != val.label_to_category:
-        raise DatasetError(f"{layout.train_json} and {layout.val_json} list different categories")
-    if val_images is not None and val_images < len(val):
-        from torch.utils.data import Subset
-
-        ids = val.image_ids[:val_images]
-        val_split = _Split(Subset(val, range(val_images)), preload=True)
-    else:
-        ids = val.image_ids
-        val_split = _Split(val, preload=len(val) <= _PRELOAD_LIMIT)
-    train_split = _Split(train, preload=len(train) <= _PRELOAD_LIMIT)
-    return train_split, val_split, val, ids
-
-
-def _load_classification_data(data_dir: Any, side: int, val_images: int | None
-                              ) -> tuple[_Split, _Split, int]:
-    from torchvision import datasets, transforms
-
-    root = Path(data_dir)
-    for split in ("train", "val"):
-        if not (root / split).is_dir():
-            raise DatasetError(f"{root / split}: image folder not found (classification data is "
-                               f"train/<class>/*.png and val/<class>/*.png)")
-    tf = transforms.Compose([transforms.Resize((side, side)), transforms.ToTensor()])
-    try:
-        train = datasets.ImageFolder(str(root / "train"), transform=tf)
-        val = datasets.ImageFolder(str(root / "val"), transform=tf)
-    except (FileNotFoundError, OSError) as e:
-        raise DatasetError(f"{root}: {e}") from None
-    if train.classes != val.classes:
-        raise DatasetError(f"{root}: train/ and val/ have different class folders")
-    if val_images is not None and val_images < len(val):
-        from torch.utils.data import Subset
-
-        val = Subset(val, range(val_images))
-    return (_Split(train, preload=len(train) <= _PRELOAD_LIMIT),
-            _Split(val, preload=len(val) <= _PRELOAD_LIMIT), len(train.classes))
-
-
-def _to_device(batch: list[tuple[torch.Tensor, Any]], device: torch.device
-               ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
-    images = [img.to(device, non_blocking=True) for img, _ in batch]
-    targets = [{k: v.to(device, non_blocking=True) for k, v in t.items() if k in ("boxes", "labels", "masks")}
-               for _, t in batch]
-    return images, targets
-
-
-# ---------------------------------------------------------------------------------------------------------
-# progress
-# ---------------------------------------------------------------------------------------------------------
-class _Progress:
-    """A rich progress bar on stderr (iterations, loss, images/s), or nothing."""
+class _Bar:
+    """The proxy's progress bar on stderr (iterations, loss, images/s), or nothing."""
 
     def __init__(self, enabled: bool, total: int, title: str) -> None:
-        self._p = None
+        self._p: Any = None
         if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from piip_search._terminal import progress_bar
 
-            self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[ips]} img/s"),
-                               TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                               console=Console(stderr=True), refresh_per_second=4)
-            self._p.start()
-            self._task = self._p.add_task(title, total=total, loss="-", ips="-", note="")
+            self._p, self._task = progress_bar("loss {task.fields[loss]}", "{task.fields[ips]} img/s",
+                                               "{task.fields[note]}", total=total, description=title,
+                                               loss="-", ips="-", note="")
 
     def update(self, done: int, **fields: Any) -> None:
         if self._p is not None:
@@ -443,79 +119,14 @@ class _Progress:
             self._p = None
 
 
-# ---------------------------------------------------------------------------------------------------------
-# evaluation
-# ---------------------------------------------------------------------------------------------------------
-def _autocast(device: torch.device, amp: bool) -> Any:
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=bool(amp and device.type == "cuda"))
-
-
-@torch.no_grad()
-def _evaluate_detector(model: nn.Module, val: _Split, gt_ds: Any, image_ids: list[int], s: ProxySettings,
-                       device: torch.device, with_masks: bool) -> dict[str, float]:
-    from piip_search.proxy._evaluate import evaluate_detections, to_coco_predictions
-
-    was_training = model.training
-    model.eval()
-    preds: list[dict[str, Any]] = []
-    bs = max(8, s.batch_size)
-    try:
-        for start in range(0, len(val), bs):
-            batch = val.get(list(range(start, min(start + bs, len(val)))))
-            images = [img.to(device) for img, _ in batch]
-            with _autocast(device, s.amp):
-                outputs = model(images)
-            # One-stage heads have a never-trained logit for label 0 (background): drop what it predicts.
-            outputs = [{k: (v.float() if v.is_floating_point() else v)[o["labels"] > 0] for k, v in o.items()}
-                       for o in outputs]
-            preds += to_coco_predictions(outputs, [t for _, t in batch],
-                                         label_to_category=gt_ds.label_to_category,
-                                         score_threshold=s.score_thresh, with_masks=with_masks)
-    finally:
-        model.train(was_training)
-    metrics = evaluate_detections(gt_ds.gt, preds, iou_type="bbox", image_ids=image_ids)
-    if with_masks:
-        segm = evaluate_detections(gt_ds.gt, preds, iou_type="segm", image_ids=image_ids)
-        metrics["mask_ap"], metrics["mask_ap50"] = segm["ap"], segm["ap50"]
-    return metrics
-
-
-@torch.no_grad()
-def _evaluate_classifier(model: nn.Module, val: _Split, s: ProxySettings, device: torch.device
-                         ) -> dict[str, float]:
-    from piip_search.proxy._detector import IMAGE_MEAN, IMAGE_STD
-
-    was_training = model.training
-    model.eval()
-    correct = total = 0
-    mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
-    try:
-        for start in range(0, len(val), max(8, s.batch_size)):
-            batch = val.get(list(range(start, min(start + max(8, s.batch_size), len(val)))))
-            x = (torch.stack([img for img, _ in batch]).to(device) - mean) / std
-            y = torch.tensor([int(lab) for _, lab in batch], device=device)
-            with _autocast(device, s.amp):
-                logits = model(x)
-            correct += int((logits.argmax(-1) == y).sum())
-            total += len(batch)
-    finally:
-        model.train(was_training)
-    return {"top1": correct / max(1, total)}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the run
-# ---------------------------------------------------------------------------------------------------------
 def _resolve_config(cfg: PIIPConfig | str | os.PathLike[str], s: ProxySettings) -> tuple[PIIPConfig, int]:
     try:
         base = cfg if isinstance(cfg, PIIPConfig) else load_config(cfg)
         scaled = proxy_config(base, s)
     except ConfigError as e:
-        raise _RunFailure("invalid_config", str(e)) from None
+        raise RunFailure("invalid_config", str(e)) from None
     if base.task == "detection" and s.detector not in DETECTORS:  # settings validate this too
-        raise _RunFailure("invalid_config", f"proxy.detector: must be one of {list(DETECTORS)}")
+        raise RunFailure("invalid_config", f"proxy.detector: must be one of {list(DETECTORS)}")
     return base, scaled.input_resolution
 
 
@@ -529,9 +140,60 @@ def _build(base: PIIPConfig, num_classes: int, s: ProxySettings) -> nn.Module:
             return build_classifier(base, settings=s)
         return build_detector(base, num_classes=num_classes, settings=s)
     except Exception as e:  # noqa: BLE001 - any build failure is a property of the config
-        if _is_oom(e):
+        if is_oom(e):
             raise
-        raise _RunFailure("invalid_config", f"the network cannot be built: {_describe(e)}") from None
+        raise RunFailure("invalid_config", f"the network cannot be built: {describe(e)}") from None
+
+
+def _load_data(base: PIIPConfig, data_dir: Any, side: int, s: ProxySettings, with_masks: bool
+               ) -> tuple[Split, Split, int, Any, list[int], Any]:
+    try:
+        if data_dir is None:
+            if base.task != "detection":
+                raise DatasetError("a classification config needs `data_dir` (an image folder); "
+                                   "the default synthetic set is for detection")
+            from piip_search.data import default_dataset_dir
+
+            data_dir = default_dataset_dir()
+        if base.task == "detection":
+            train, val, gt_ds, val_ids = load_detection_data(data_dir, side, with_masks, s.val_images)
+            return train, val, gt_ds.num_classes, gt_ds, val_ids, data_dir
+        train, val, num_classes = load_classification_data(data_dir, side, s.val_images)
+        return train, val, num_classes, None, [], data_dir
+    except (DatasetError, OSError) as e:
+        raise RunFailure("data_error", str(e) if isinstance(e, DatasetError) else describe(e)) from None
+
+
+def _run(cfg: Any, data_dir: Any, s: ProxySettings, res: ProxyResult, log: _RunLog, device: torch.device,
+         progress: bool, on_eval: OnEval | None, t0: float) -> None:
+    """Everything between settings and a trained, scored network; fills `res`."""
+    base, side = _resolve_config(cfg, s)
+    res.task, res.input_side = base.task, side
+    res.detector = s.detector if base.task == "detection" else None
+    log(f"proxy run: {base.name or 'config'} task={base.task} side={side} device={device} settings={s}")
+    with_masks = base.task == "detection" and s.detector == "mask_rcnn"
+    train, val, num_classes, gt_ds, val_ids, data_dir = _load_data(base, data_dir, side, s, with_masks)
+    log(f"data: {data_dir} train={len(train)} val={len(val)} classes={num_classes}")
+
+    _seed_everything(s.seed)
+    model = _build(base, num_classes, s)
+    res.params_m = sum(p.numel() for p in model.parameters()) / 1e6
+    model.to(device).train()
+    opt, sched = make_optimizer(model, model.piip_cfg, s, device)  # type: ignore[arg-type]
+    ema = make_ema(model, s)
+    scored = ema_module(ema, model)
+
+    def evaluate() -> dict[str, float]:
+        if base.task == "detection":
+            return evaluate_detector(scored, val, gt_ds, val_ids, s, device, with_masks)
+        return evaluate_classifier(scored, val, s, device)
+
+    bar = _Bar(progress, s.iters, f"{base.name or 'proxy'} [{res.detector or 'classifier'}]")
+    try:
+        _Loop(model, opt, sched, ema, s, device, evaluate, on_eval, res, log, bar, t0).run(train)
+    finally:
+        bar.close()
+    res.status = "ok"
 
 
 def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None,
@@ -558,7 +220,6 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
     t0 = time.perf_counter()
     res = ProxyResult(status="failed", settings=s.to_dict())
     log = _RunLog(log_path)
-    bar: _Progress | None = None
     device = torch.device("cpu")
     threads = torch.get_num_threads()
     try:
@@ -568,64 +229,17 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
         res.device = str(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        base, side = _resolve_config(cfg, s)
-        res.task, res.input_side = base.task, side
-        res.detector = s.detector if base.task == "detection" else None
-        log(f"proxy run: {base.name or 'config'} task={base.task} side={side} device={device} settings={s}")
-
-        with_masks = base.task == "detection" and s.detector == "mask_rcnn"
-        try:
-            if data_dir is None:
-                if base.task != "detection":
-                    raise DatasetError("a classification config needs `data_dir` (an image folder); "
-                                       "the default synthetic set is for detection")
-                from piip_search.data import default_dataset_dir
-
-                data_dir = default_dataset_dir()
-            if base.task == "detection":
-                train, val, gt_ds, val_ids = _load_detection_data(data_dir, side, with_masks, s.val_images)
-                num_classes = gt_ds.num_classes
-            else:
-                train, val, num_classes = _load_classification_data(data_dir, side, s.val_images)
-                gt_ds, val_ids = None, []
-        except (DatasetError, OSError) as e:
-            raise _RunFailure("data_error", str(e) if isinstance(e, DatasetError) else _describe(e)) from None
-        log(f"data: {data_dir} train={len(train)} val={len(val)} classes={num_classes}")
-
-        _seed_everything(s.seed)
-        model = _build(base, num_classes, s)
-        res.params_m = sum(p.numel() for p in model.parameters()) / 1e6
-        model.to(device).train()
-        groups = param_groups(model, model.piip_cfg, lr=s.lr, weight_decay=s.weight_decay,  # type: ignore[arg-type]
-                              layer_decay=s.layer_decay)
-        opt = torch.optim.AdamW(groups, lr=s.lr, betas=(0.9, 0.999), fused=device.type in ("cpu", "cuda"))
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(s))
-        ema = _EMA(model, s.ema_decay) if s.ema_decay is not None else None
-        scored = ema.module if ema is not None else model
-
-        evaluate: Callable[[], dict[str, float]]
-        if base.task == "detection":
-            def evaluate() -> dict[str, float]:
-                return _evaluate_detector(scored, val, gt_ds, val_ids, s, device, with_masks)
-        else:
-            def evaluate() -> dict[str, float]:
-                return _evaluate_classifier(scored, val, s, device)
-
-        bar = _Progress(progress, s.iters, f"{base.name or 'proxy'} [{res.detector or 'classifier'}]")
-        _train_loop(model, opt, sched, ema, train, s, device, evaluate, on_eval, res, log, bar, t0)
-        res.status = "ok"
-    except _RunFailure as e:
+        _run(cfg, data_dir, s, res, log, device, progress, on_eval, t0)
+    except RunFailure as e:
         res.status, res.message = e.status, e.message
     except DatasetError as e:  # an image read during training (datasets too large to preload)
         res.status, res.message = "data_error", str(e)
     except Exception as e:  # noqa: BLE001 - a bad run is data, not a crash
-        if _is_oom(e):
-            res.status, res.message = "oom", f"out of memory on {device}: {_describe(e)}"
+        if is_oom(e):
+            res.status, res.message = "oom", f"out of memory on {device}: {describe(e)}"
         else:
-            res.status, res.message = "failed", _describe(e)
+            res.status, res.message = "failed", describe(e)
     finally:
-        if bar is not None:
-            bar.close()
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         res.wall_s = time.perf_counter() - t0
@@ -641,108 +255,121 @@ def train_proxy(cfg: PIIPConfig | str | os.PathLike[str], data_dir: str | os.Pat
     return res
 
 
-def _train_loop(model: nn.Module, opt: torch.optim.Optimizer, sched: Any, ema: _EMA | None, train: _Split,
-                s: ProxySettings, device: torch.device, evaluate: Callable[[], dict[str, float]],
-                on_eval: OnEval | None, res: ProxyResult, log: _RunLog, bar: _Progress, t0: float) -> None:
-    detection = res.task == "detection"
-    batches = _Batches(train, s.batch_size, s.seed, s.hflip, s.num_workers)
-    params = [p for g in opt.param_groups for p in g["params"]]
-    losses: list[float] = []
-    eval_points = set(s.eval_at)
-    train_s = 0.0
-    stop_reason = "iters"
-    if not detection:
-        from piip_search.proxy._detector import IMAGE_MEAN, IMAGE_STD
 
-        mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
 
-    def record(it: int, metrics: dict[str, float]) -> dict[str, Any]:
+class _Loop:
+    """The training loop of one run: steps, logging, evaluation points, the stop reason."""
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched: Any, ema: Any, s: ProxySettings,
+                 device: torch.device, evaluate: Callable[[], dict[str, float]], on_eval: OnEval | None,
+                 res: ProxyResult, log: _RunLog, bar: _Bar, t0: float) -> None:
+        self.model, self.opt, self.sched, self.ema, self.s, self.device = model, opt, sched, ema, s, device
+        self.evaluate, self.on_eval, self.res, self.log, self.bar, self.t0 = evaluate, on_eval, res, log, bar, t0
+        self.params = [p for g in opt.param_groups for p in g["params"]]
+        self.losses: list[float] = []
+        self.eval_points = set(s.eval_at)
+        self.train_s = 0.0
+        self.detection = res.task == "detection"
+        if not self.detection:
+            from piip_search.proxy._detector import IMAGE_MEAN, IMAGE_STD
+
+            self.mean = torch.tensor(IMAGE_MEAN, device=device).view(1, 3, 1, 1)
+            self.std = torch.tensor(IMAGE_STD, device=device).view(1, 3, 1, 1)
+
+    def _record(self, it: int, metrics: dict[str, float]) -> dict[str, Any]:
         for k, v in metrics.items():
-            setattr(res, k, v)
-        recent = losses[-_LOSS_WINDOW:]
+            setattr(self.res, k, v)
+        recent = self.losses[-_LOSS_WINDOW:]
         entry = {"iters": it, **metrics, "loss": sum(recent) / len(recent) if recent else None,
-                 "elapsed_s": round(time.perf_counter() - t0, 3)}
-        res.history.append(entry)
-        log(f"eval @ {it}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                 "elapsed_s": round(time.perf_counter() - self.t0, 3)}
+        self.res.history.append(entry)
+        self.log(f"eval @ {it}: " + " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         return entry
 
-    def eval_point(it: int) -> bool:
+    def _eval_point(self, it: int, *, ask: bool = True) -> bool:
         """Evaluate at `it`; False if `on_eval` asks to stop."""
-        bar.update(it, note="evaluating")
+        self.bar.update(it, note="evaluating")
         t_eval = time.perf_counter()
-        entry = record(it, evaluate())
-        res.eval_s += time.perf_counter() - t_eval
-        bar.update(it, note="")
-        if on_eval is not None and not on_eval(it, {k: v for k, v in entry.items() if k != "elapsed_s"}):
-            log(f"stopped by on_eval at iteration {it}")
+        entry = self._record(it, self.evaluate())
+        self.res.eval_s += time.perf_counter() - t_eval
+        self.bar.update(it, note="")
+        if ask and self.on_eval is not None and not self.on_eval(
+                it, {k: v for k, v in entry.items() if k != "elapsed_s"}):
+            self.log(f"stopped by on_eval at iteration {it}")
             return False
         return True
 
-    it = 0
-    if 0 in eval_points and not eval_point(0):
-        stop_reason = "on_eval"
-    while it < s.iters and stop_reason == "iters":
-        tick = time.perf_counter()
-        batch = batches.next()
-        with _autocast(device, s.amp):
-            if detection:
-                images, targets = _to_device(batch, device)
-                loss_dict = model(images, targets)
-                loss = sum(loss_dict.values())
-            else:
-                x = (torch.stack([img for img, _ in batch]).to(device) - mean) / std
-                y = torch.tensor([int(lab) for _, lab in batch], device=device)
-                loss = nn.functional.cross_entropy(model(x).float(), y)
-        if s.inject_nan_at_iter is not None and it + 1 == s.inject_nan_at_iter:
+    def _loss(self, batch: list[tuple[torch.Tensor, Any]]) -> torch.Tensor:
+        with autocast(self.device, self.s.amp):
+            if self.detection:
+                images, targets = to_device(batch, self.device)
+                return sum(self.model(images, targets).values())
+            x = (torch.stack([img for img, _ in batch]).to(self.device) - self.mean) / self.std
+            y = torch.tensor([int(lab) for _, lab in batch], device=self.device)
+            return nn.functional.cross_entropy(self.model(x).float(), y)
+
+    def _step(self, it: int, batch: list[tuple[torch.Tensor, Any]]) -> float:
+        """One optimiser step; a non-finite loss or gradient norm ends the run as `diverged`."""
+        loss = self._loss(batch)
+        if self.s.inject_nan_at_iter is not None and it + 1 == self.s.inject_nan_at_iter:
             loss = loss * float("nan")
         value = float(loss.detach())
         if not math.isfinite(value):
-            res.iters = it
-            raise _RunFailure("diverged", f"non-finite loss ({value}) at iteration {it + 1}")
-        opt.zero_grad(set_to_none=True)
+            raise RunFailure("diverged", f"non-finite loss ({value}) at iteration {it + 1}")
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if s.grad_clip is not None:
-            norm = float(torch.nn.utils.clip_grad_norm_(params, s.grad_clip))
+        if self.s.grad_clip is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.s.grad_clip))
             if not math.isfinite(norm):
-                res.iters = it
-                raise _RunFailure("diverged", f"non-finite gradient norm ({norm}) at iteration {it + 1}")
-        opt.step()
-        sched.step()
-        if ema is not None:
-            ema.update()
-        it += 1
-        res.iters = it
-        losses.append(value)
-        train_s += time.perf_counter() - tick
-        if it % s.log_every == 0 or it == s.iters:
-            recent = losses[-_LOSS_WINDOW:]
-            ips = it * s.batch_size / max(train_s, 1e-9)
-            bar.update(it, loss=f"{sum(recent) / len(recent):.3f}", ips=f"{ips:.1f}")
-            log(f"iter {it}/{s.iters} loss {sum(recent) / len(recent):.4f} "
-                f"lr {opt.param_groups[0]['lr']:.2e} img/s {ips:.1f}")
-        else:
-            bar.update(it)
-        if s.time_budget_s is not None and time.perf_counter() - t0 >= s.time_budget_s and it < s.iters:
-            stop_reason = "time_budget"
-            log(f"time budget of {s.time_budget_s}s reached at iteration {it}")
-            break
-        if it in eval_points and it < s.iters and not eval_point(it):
-            stop_reason = "on_eval"
-            break
+                raise RunFailure("diverged", f"non-finite gradient norm ({norm}) at iteration {it + 1}")
+        self.opt.step()
+        self.sched.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=it + 1)
+        return value
 
-    res.train_s = train_s
-    res.images_per_s = res.iters * s.batch_size / train_s if train_s > 0 else None
-    if losses:
-        head, tail = losses[:_LOSS_WINDOW], losses[-_LOSS_WINDOW:]
-        res.loss_start, res.loss_end = sum(head) / len(head), sum(tail) / len(tail)
-    res.stop_reason = stop_reason
-    if stop_reason != "on_eval":  # final evaluation (an on_eval stop point was just evaluated)
-        if res.iters in eval_points:
-            eval_point(res.iters)
+    def _show(self, it: int) -> None:
+        s = self.s
+        if it % s.log_every == 0 or it == s.iters:
+            recent = self.losses[-_LOSS_WINDOW:]
+            ips = it * s.batch_size / max(self.train_s, 1e-9)
+            self.bar.update(it, loss=f"{sum(recent) / len(recent):.3f}", ips=f"{ips:.1f}")
+            self.log(f"iter {it}/{s.iters} loss {sum(recent) / len(recent):.4f} "
+                     f"lr {self.opt.param_groups[0]['lr']:.2e} img/s {ips:.1f}")
         else:
-            bar.update(res.iters, note="evaluating")
-            t_eval = time.perf_counter()
-            record(res.iters, evaluate())
-            res.eval_s += time.perf_counter() - t_eval
-            bar.update(res.iters, note="")
+            self.bar.update(it)
+
+    def run(self, train: Split) -> None:
+        s, res = self.s, self.res
+        batches = Batches(train, s.batch_size, s.seed, s.hflip, s.num_workers)
+        stop_reason = "iters"
+        if 0 in self.eval_points and not self._eval_point(0):
+            stop_reason = "on_eval"
+        it = 0
+        while it < s.iters and stop_reason == "iters":
+            tick = time.perf_counter()
+            res.iters = it
+            value = self._step(it, batches.next())
+            it += 1
+            res.iters = it
+            self.losses.append(value)
+            self.train_s += time.perf_counter() - tick
+            self._show(it)
+            # a safety net only: the driver records a run it cuts as `truncated`, never as a valid point
+            if s.time_budget_s is not None and time.perf_counter() - self.t0 >= s.time_budget_s and it < s.iters:
+                stop_reason = "time_budget"
+                self.log(f"time budget of {s.time_budget_s}s reached at iteration {it}")
+            elif it in self.eval_points and it < s.iters and not self._eval_point(it):
+                stop_reason = "on_eval"
+        self._finish(stop_reason)
+
+    def _finish(self, stop_reason: str) -> None:
+        res = self.res
+        res.train_s = self.train_s
+        res.images_per_s = res.iters * self.s.batch_size / self.train_s if self.train_s > 0 else None
+        if self.losses:
+            head, tail = self.losses[:_LOSS_WINDOW], self.losses[-_LOSS_WINDOW:]
+            res.loss_start, res.loss_end = sum(head) / len(head), sum(tail) / len(tail)
+        res.stop_reason = stop_reason
+        if stop_reason != "on_eval":  # final evaluation (an on_eval stop point was just evaluated)
+            self._eval_point(res.iters, ask=res.iters in self.eval_points)

@@ -37,47 +37,8 @@ trials, 3 seeds: the full-fidelity hypervolume is reached after 77-96% of the it
 other trial of a multi-fidelity study carries `full_fidelity` = 0: GPSampler refuses trials with different
 constraint keys (before this, every GP trial after the first stopped one failed as an invalid sample).
 
-Choosing a schedule (benchmarks/bench_multifidelity.py)
-------------------------------------------------------
-The trade-off is iterations saved per trial against near-front configurations lost at a noisy low rung. On the
-benchmark's synthetic learning curves (`paper.yaml`, AP after 500 of 4,500 iterations about 30% of the final
-one, noise std 1 AP there), with TPE, 8 seeds: the multi-fidelity hypervolume after 40% of the iterations that
-full-fidelity search spent on N trials, as a fraction of its hypervolume, for N = 60 / 120 / 200:
-
-    rungs 500/1500/4500, eta 3     0.93 / 0.95 / 0.94
-    rungs 500/1500/4500, eta 2     0.93 / 0.95 / 0.94
-    rungs 500/1500/4500, eta 4     0.80 / 0.85 / 0.94   (3 seeds)
-    rungs 500/4500, eta 3          0.96 / 0.95 / 0.95
-    rungs 1000/4500, eta 3         0.97 / 0.95 / 0.96
-    rungs 1000/4500, eta 2         0.91 / 0.94 / 0.95
-    rungs 500/4500, eta 2          0.95 / 0.96 / 0.97   (suggested with tpe)
-
-None reaches the full-fidelity hypervolume with 40% of the iterations (median 54% / 75% / 100% for the last one).
-The asynchronous rule promotes more than 1/eta (a new trial is often better than the early ones at its rung):
-about 45% at rung 0 with eta 3. Replaying full-fidelity TPE streams through the rule shows its ceiling: even with
-noise-free low-fidelity AP it needs ~50% of the iterations, because the front is dense (~40 points after 200
-trials, each adding < 0.3% of the hypervolume) and must be trained to full fidelity point by point, while at 500
-iterations the noise (~3 AP in final-AP terms) hides most differences between its members. In that replay,
-min_results 2 instead of 5 and comparing with the last 30-60 results at the rung instead of all of them gain at
-most 0.01 (within the seed-to-seed spread); min_results 20 loses 0.08 at N = 60; promoting every rank-0 result
-loses 0.01-0.02.
-
-The best schedule depends on the sampler. With GP (the default `auto` below 200 trials; N = 60, 3 seeds), whose
-full-fidelity search is the hardest baseline: rungs 500/1500/4500, eta 3 reach its hypervolume after 77-96% of
-the iterations (0.73-0.96 of it at 40%), rungs 500/4500, eta 2 only after 176-231% (0.67-0.90 at 40%). Telling
-GP a stopped trial's AP rescaled to full fidelity (median final/rung AP ratio of the trials that went on) instead
-of its low-fidelity AP did worse (0.88 at 40%, never reaching the full-fidelity hypervolume within 100%).
-
-How far rung-based multi-fidelity can go here (the issue's target: the full-fidelity hypervolume with <= 40% of
-its iterations, not met). The benchmark is realistic: its learning curves match the proxy's measured ones
-(benchmarks/bench_learning_curve.py: AP after 1/8 of a run is 0.29-0.48 of the final AP, mean 0.41; the synthetic
-curve gives 0.33), and the measured seed-to-seed spread of the final AP is larger than the benchmark's. With
-almost noise-free evaluations (`--noise 0.1`: low-fidelity ranks are the final ranks) the rule above still needs
-more than 40%, and so does the pause/resume ("promotion") variant of ASHA
-(benchmarks/bench_multifidelity_ceiling.py, eta 2-4, first rung 250-500). Promoting only results that are
-non-dominated at the rung, or letting TPE model the rung-0 results of every trial (BOHB-style), did not help
-either. What limits it is the front, not the filter: every one of its ~40 points must be trained to full
-fidelity, and TPE's full-fidelity search wastes few trials, so there is little for a low rung to weed out.
+Choosing a schedule: docs/multi-fidelity.md gives the measured trade-offs (benchmarks/bench_multifidelity.py);
+`rungs 500/4500, eta 2` is the suggestion with TPE.
 """
 
 from __future__ import annotations

@@ -58,15 +58,10 @@ class SearchProgress:
 
     def __enter__(self) -> SearchProgress:
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from piip_search._terminal import progress_bar
 
-            self._progress = Progress(
-                TextColumn("[bold]search[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TextColumn("{task.description}"), console=Console(file=sys.stderr), transient=False,
-            )
-            self._progress.__enter__()
-            self._task = self._progress.add_task("starting", total=self.total)
+            self._progress, self._task = progress_bar("{task.fields[state]}", total=self.total,
+                                                      description="[bold]search[/]", state="starting")
         return self
 
     def update(self, outcome: Any) -> None:
@@ -80,7 +75,7 @@ class SearchProgress:
         self.counts[key] = self.counts.get(key, 0) + 1
         if self._progress is None:
             return
-        self._progress.update(self._task, advance=1, description=self._description())
+        self._progress.update(self._task, advance=1, state=self._description())
 
     def _description(self, *, force: bool = False) -> str:
         # the front reads every trial of the study (any worker's): recomputed at most every FRONT_REFRESH_S
@@ -96,5 +91,5 @@ class SearchProgress:
     def __exit__(self, *exc: Any) -> None:
         if self._progress is not None:
             if exc[0] is None:
-                self._progress.update(self._task, description=self._description(force=True))
-            self._progress.__exit__(*exc)
+                self._progress.update(self._task, state=self._description(force=True))
+            self._progress.stop()

@@ -20,7 +20,7 @@ A space file (`search_spaces/default.yaml`, `search_spaces/paper.yaml`) looks li
     sampler: tpe
     trials: 200
 
-The parameter-inverted rule (`inverted: true`, piip-architecture.md §0, §9): branch 1 has the largest model
+The parameter-inverted rule (`inverted: true`, docs/official-code.md §0, §9): branch 1 has the largest model
 and the lowest resolution; a higher-resolution branch never gets a larger model. Sampling enforces it by
 construction: the `n` model draws `b0.model ... b{n-1}.model` form a pool that is sorted from the largest to
 the smallest model (PRESET_ORDER; for explicit dims, widths and depths are each sorted, so a later branch is

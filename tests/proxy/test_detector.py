@@ -12,8 +12,8 @@ from piip_search.proxy import (
     REFERENCE_SIDE,
     ProxySettings,
     build_detector,
-    detector_input_side,
     param_groups,
+    proxy_config,
     scale_config,
 )
 from tests.proxy.tiny import micro_config
@@ -121,7 +121,7 @@ def test_resolution_scale_keeps_multiples_of_16() -> None:
     assert [b.resolution for b in scale_config(cfg, 0.7).branches] == [96, 128, 176]
     assert [b.resolution for b in scale_config(cfg, 0.01).branches] == [32, 32, 32]
     assert scale_config(cfg, 1.0) is cfg
-    assert detector_input_side(cfg, ProxySettings(resolution_scale=0.5)) == 128
+    assert proxy_config(cfg, ProxySettings(resolution_scale=0.5)).input_resolution == 128
 
 
 def test_build_rejects_wrong_task_and_detector() -> None:

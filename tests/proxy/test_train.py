@@ -110,7 +110,7 @@ def test_unexpected_exception_is_failed(data: Path, monkeypatch: pytest.MonkeyPa
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("something odd")
 
-    monkeypatch.setattr(_train, "_train_loop", boom)
+    monkeypatch.setattr(_train._Loop, "run", boom)
     res = _run(data, iters=2)
     assert res.status == "failed" and res.message == "RuntimeError: something odd"
     assert set(STATUSES) == {"ok", "diverged", "oom", "invalid_config", "data_error", "failed"}
@@ -168,10 +168,10 @@ def test_classification_proxy(tmp_path: Path) -> None:
 
 
 def test_worker_loading_gives_the_same_run(data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from piip_search.proxy import _train
+    from piip_search.proxy import _data
 
     in_memory = _run(data, iters=4)
-    monkeypatch.setattr(_train, "_PRELOAD_LIMIT", 0)  # read images on demand, through a worker process
+    monkeypatch.setattr(_data, "PRELOAD_LIMIT", 0)  # read images on demand, through a worker process
     streamed = _run(data, iters=4, num_workers=1)
     assert in_memory.status == streamed.status == "ok"
     assert in_memory.loss_end == streamed.loss_end
