@@ -22,7 +22,7 @@ from piip_search.search._pareto import (
     pareto_front,
     pareto_mask,
 )
-from piip_search.search._space import (
+from piip_search.search.space import (
     OBJECTIVES,
     SAMPLER_NAMES,
     Budgets,

@@ -43,7 +43,7 @@ from piip_search.search._lifecycle import (
 )
 from piip_search.search._pending import replay_pending, save_pending
 from piip_search.search._samplers import AUTO_SWITCH_AT, CachedTPESampler, GPThenTPESampler
-from piip_search.search._space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
+from piip_search.search.space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
 
@@ -480,7 +480,7 @@ def study_objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
 def attach_study(name: str, *, storage_url: str | None, trials_dir: str | Path, sampler: str | None = None,
                  seed: int | None = None) -> tuple[optuna.Study, Any]:
     """Load an existing study and the space stored in it (for `worker`, `pareto`, `export`)."""
-    from piip_search.search._space import SearchSpace
+    from piip_search.search.space import SearchSpace
 
     storage = open_storage(storage_url, trials_dir, name, create=False)
     study = load_study(name, storage)

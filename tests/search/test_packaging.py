@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from piip_search.search import SearchSpace
-from piip_search.search._space import list_spaces, space_path
+from piip_search.search.space import list_spaces, space_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ import pytest
 from piip_search.errors import SearchSpaceError
 from piip_search.search._driver import DEFAULT_SAMPLER, SAMPLERS, SearchDriver, make_sampler, open_study
 from piip_search.search._samplers import CachedTPESampler, GPThenTPESampler, _IncrementalGroups
-from piip_search.search._space import SAMPLER_NAMES
+from piip_search.search.space import SAMPLER_NAMES
 from piip_search.search._storage import open_storage
 from tests.search import fake_evaluators
 from tests.search.test_driver import space_of

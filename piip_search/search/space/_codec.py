@@ -1,0 +1,103 @@
+"""The params <-> config codec: the Optuna params of a known config (`--enqueue`) and back."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from piip_search.config import PRESET_ORDER, PRESETS, PIIPConfig, even_ranges
+from piip_search.errors import SearchSpaceError
+from piip_search.search.space._reader import _Reader
+from piip_search.search.space._sampling import SpaceSampling
+from piip_search.search.space._values import (
+    Dim,
+    _first_difference,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+class SpaceCodec(SpaceSampling):
+    """Mixin of `SearchSpace`: params <-> configs."""
+
+    def config_from_params(self, params: Mapping[str, Any]) -> PIIPConfig:
+        """Rebuild the config of a finished trial from its `params` (extra keys are ignored)."""
+        return self._realise(lambda name, dim: dim.read(params, name, self.source), [])
+
+    def params_from_config(self, cfg: PIIPConfig) -> dict[str, Any]:
+        """Parameters that make the space produce `cfg` (for `study.enqueue_trial`).
+
+        Raises `SearchSpaceError` naming the first thing the space cannot express (a branch count, model,
+        resolution or window outside the choices, a non-inverted order, explicit interaction ranges, a field
+        that differs from `fixed:`). Names, drop-path rates and pretrained weights do not matter.
+        """
+        label = cfg.name or "config"
+        r = _Reader(f"{self.source}: cannot represent {label}")
+        n = len(cfg.branches)
+        params: dict[str, Any] = {}
+
+        def put(name: str, dim: Dim | None, value: Any, what: str) -> None:
+            if dim is None:
+                return
+            if value not in dim.values:
+                shown = dim.spec if isinstance(dim.spec, dict) else list(dim.values)
+                r.fail(what, f"not among the choices of {dim.path} {shown}", value)
+            if dim.searched:
+                params[name] = value
+
+        put("n_branches", self.n_branches, n, "number of branches")
+        for i, b in enumerate(cfg.branches):
+            p = f"branches[{i}]"
+            if self.presets is not None:
+                shape = (b.dim, b.n_blocks, b.heads)
+                preset = b.model if b.embed_dim is None and b.depth is None and b.num_heads is None else next(
+                    (k for k, v in PRESETS.items() if (v.embed_dim, v.depth, v.num_heads) == shape), None)
+                if preset is None:
+                    r.fail(p, "explicit dims that match no preset", f"{b.dim}x{b.n_blocks}")
+                put(f"b{i}.model", self.presets, preset, f"{p}.model")
+            else:
+                put(f"b{i}.embed_dim", self.embed_dims, b.dim, f"{p}.embed_dim")
+                put(f"b{i}.depth", self.depths, b.n_blocks, f"{p}.depth")
+                if b.heads != self._heads_of(b.dim):
+                    r.fail(f"{p}.num_heads",
+                           f"the space uses {self._heads_of(b.dim)} heads for width {b.dim}", b.heads)
+            put(f"b{i}.resolution", self.resolutions, b.resolution, f"{p}.resolution")
+            if self.window is not None and self.window_per_branch:
+                put(f"b{i}.window_size", self.window, b.window_size, f"{p}.window_size")
+        if self.window is not None and not self.window_per_branch:
+            ws = {b.window_size for b in cfg.branches}
+            if len(ws) > 1:
+                r.fail("branches.window_size", "the space gives every branch the same window size",
+                       [b.window_size for b in cfg.branches])
+            put("window_size", self.window, ws.pop(), "branches[*].window_size")
+        if self.inverted:
+            for i in range(1, n):
+                a, b = cfg.branches[i - 1], cfg.branches[i]
+                bigger = (PRESET_ORDER.index(b.model) > PRESET_ORDER.index(a.model)
+                          if self.presets is not None else (b.dim > a.dim or b.n_blocks > a.n_blocks))
+                if bigger:
+                    r.fail(f"branches[{i}]", f"not parameter-inverted: larger than branches[{i - 1}]",
+                           f"{b.model or (b.dim, b.n_blocks)} after {a.model or (a.dim, a.n_blocks)}")
+        inter = cfg.interactions
+        if n > 1:
+            put("interactions.direction", self.inter_direction, inter.direction, "interactions.direction")
+            count = inter.count
+            if inter.indexes is not None:
+                k = len(inter.indexes[0])
+                if tuple(tuple(x) for x in inter.indexes) != tuple(even_ranges(b.n_blocks, k)
+                                                                    for b in cfg.branches):
+                    r.fail("interactions.indexes", "explicit ranges that are not the even split the space "
+                           "uses", [list(map(list, x)) for x in inter.indexes])
+                count = k
+            put("interactions.count", self.inter_count, count, "interactions.count")
+            put("interactions.attention", self.inter_attention, inter.attention, "interactions.attention")
+        try:
+            rebuilt = self.config_from_params(params)
+        except SearchSpaceError as e:
+            r.fail("params", f"do not rebuild the config ({e})")
+        diff = _first_difference(rebuilt.canonical(), cfg.canonical())
+        if diff is not None:
+            path, space_v, cfg_v = diff
+            r.fail(path, f"the space (with its fixed: fields) gives {space_v!r}", cfg_v)
+        return params
