@@ -52,8 +52,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_flops(args: argparse.Namespace) -> int:
     from piip_search.config import load_config
-    from piip_search.flops import count
-    from piip_search.flops._render import flops_table
+    from piip_search.flops import count, flops_table
 
     cfg = load_config(args.config)  # a bad CONFIG raises ConfigError -> exit 2
     _warn_not_inverted(cfg)
@@ -67,8 +66,7 @@ def _cmd_flops(args: argparse.Namespace) -> int:
 
 def _cmd_describe(args: argparse.Namespace) -> int:
     from piip_search.config import load_config
-    from piip_search.flops import count
-    from piip_search.flops._render import branches_table, flops_table, interactions_lines
+    from piip_search.flops import branches_table, count, flops_table, interactions_lines
 
     cfg = load_config(args.config)
     _warn_not_inverted(cfg)
@@ -134,9 +132,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from piip_search.search import SearchSpace, default_space_path
-    from piip_search.search._driver import run_search
-    from piip_search.search._results import pareto_front
+    from piip_search.search import SearchSpace, default_space_path, pareto_front, run_search
 
     space_path = args.space or default_space_path()
     space = SearchSpace.from_yaml(space_path)
@@ -154,7 +150,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from piip_search.search._driver import run_worker
+    from piip_search.search import run_worker
 
     outcomes = run_worker(args.study, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
                           total=args.total, device=args.device, evaluator=args.evaluator)
@@ -172,8 +168,7 @@ def _all_failed(outcomes: list[Any]) -> bool:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from piip_search.search._driver import attach_study
-    from piip_search.search._results import status_summary
+    from piip_search.search import attach_study, status_summary
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     info = status_summary(study)
@@ -199,8 +194,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
-    from piip_search.search._driver import attach_study
-    from piip_search.search._results import pareto_front
+    from piip_search.search import attach_study, pareto_front
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     front = pareto_front(study)
@@ -221,7 +215,7 @@ def _print_front(front, *, title: str) -> None:
                                    f"valid full-fidelity points (`status` lists the others)")
     for col in ("trial", "GFLOPs", "params (M)", "AP", "knee", "branches (model@resolution)", "interactions"):
         t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
-    from piip_search.search._results import branches_label, interactions_label
+    from piip_search.search import branches_label, interactions_label
 
     for r in front.points:
         t.add_row(str(r.number), f"{r.gflops:.4f}", f"{(r.params or 0) / 1e6:.3f}", f"{(r.ap or 0):.4f}",
@@ -233,7 +227,7 @@ def _print_front(front, *, title: str) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from piip_search.export import export_study
-    from piip_search.search._driver import attach_study
+    from piip_search.search import attach_study
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     paths = export_study(study, select_spec=args.select, out=args.out, fmt=args.format, force=args.force)
@@ -246,7 +240,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from piip_search.export import render_report, report_info
-    from piip_search.search._driver import attach_study
+    from piip_search.search import attach_study
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     out = args.out or str(Path(args.trials_dir) / args.study / "report.html")
@@ -255,7 +249,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:
-    from piip_search.search._driver import attach_study
+    from piip_search.search import attach_study
 
     if not 1 <= args.port <= 65535:
         raise PiipSearchError(f"--port: must be between 1 and 65535, got {args.port}")

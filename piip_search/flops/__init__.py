@@ -10,6 +10,7 @@ the cross-check of the `model` convention.
 """
 
 from piip_search.flops._count import COUNTERS, count
+from piip_search.flops._render import branches_table, flops_table, interactions_lines
 from piip_search.flops._report import CONVENTIONS, FlopsReport, Part
 from piip_search.flops._traced import TracedReport, traced_flops
 
@@ -19,6 +20,9 @@ __all__ = [
     "FlopsReport",
     "Part",
     "TracedReport",
+    "branches_table",
     "count",
+    "flops_table",
+    "interactions_lines",
     "traced_flops",
 ]

@@ -42,10 +42,11 @@ from piip_search.search._lifecycle import (
     worker_id,
 )
 from piip_search.search._pending import replay_pending, save_pending
-from piip_search.search._samplers import AUTO_SWITCH_AT, CachedTPESampler, GPThenTPESampler
-from piip_search.search.space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
+from piip_search.search._samplers import AUTO_SWITCH_AT, GPThenTPESampler
+from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
+from piip_search.search.space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
 
 SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
 # auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then tpe
@@ -56,23 +57,12 @@ A_STATUS = R.STATUS  # kept for the Ray backend
 
 
 def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT) -> optuna.samplers.BaseSampler:
-    """Seeded samplers; constraints are read from `trial.constraints` (Optuna >= 5)."""
-    if name == "auto":
+    """A seeded sampler from the `SAMPLERS` registry; constraints are read from `trial.constraints`."""
+    if name not in SAMPLER_REGISTRY:
+        raise SearchSpaceError(f"sampler: must be one of {list(SAMPLER_REGISTRY)}, got {name!r}")
+    if name == "auto" and switch_at != AUTO_SWITCH_AT:  # benchmarks move the switch
         return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
-    if name == "tpe":
-        with warnings.catch_warnings():  # `group` is marked experimental; it is what conditional spaces need
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return CachedTPESampler(seed=seed, n_startup_trials=10, multivariate=True, group=True)
-    if name == "gp":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            # conditional b2.*/b3.* fall back to independent sampling by design: no warning per trial
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SearchSpaceError(f"sampler: must be one of {list(SAMPLERS)}, got {name!r}")
+    return SAMPLER_REGISTRY.get(name)(seed)
 
 
 @dataclass

@@ -34,7 +34,7 @@ __all__ = [
     "hypervolume",
     "knee_point",
     "non_dominated_ranks",
-    "pareto_front",
+    "pareto_indices",
     "pareto_mask",
 ]
 
@@ -164,7 +164,7 @@ def pareto_mask(points: Any, directions: Sequence[Any] | None = None,
     return mask
 
 
-def pareto_front(points: Any, directions: Sequence[Any] | None = None,
+def pareto_indices(points: Any, directions: Sequence[Any] | None = None,
                  feasible: Any | None = None) -> np.ndarray:
     """Indices of the Pareto set, ordered by the first objective from best to worst (ties: by index)."""
     mask = pareto_mask(points, directions, feasible)

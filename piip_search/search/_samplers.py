@@ -7,17 +7,15 @@ study has fewer than `switch_at` COMPLETE trials, TPE from then on. The choice i
 `before_trial`) and every later call for that trial goes to the same sampler; once switched, the study is not
 counted again.
 
-`CachedTPESampler` is Optuna's TPESampler (multivariate, group) with two caches that leave its samples unchanged
-(tests/search/test_samplers.py checks this against TPESampler) and cut its ask cost at 1,000 trials by about a
-quarter: the group decomposition of the search space takes in each finished trial once (Optuna re-adds every trial
-at every ask, a no-op for trials already added), and the split of the trials into "below" and "above" is made
-once per ask rather than once per parameter group (the split depends on the trials only).
+The `tpe` sampler is `CachedTPESampler` (in `_optuna_internals.py`, since it reuses TPE's private parts).
+
+Samplers are chosen by name from `SAMPLERS` (a registry): adding one is registering a factory `seed -> sampler`.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -25,14 +23,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-try:  # Optuna internals the cached TPE reuses; another Optuna version falls back to plain TPESampler below
-    from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
-    from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace, _SearchSpaceGroup
-
-    _HAVE_TPE_INTERNALS = True
-except ImportError:  # pragma: no cover - depends on the installed Optuna
-    _GroupDecomposedSearchSpace = object  # type: ignore[assignment,misc]
-    _HAVE_TPE_INTERNALS = False
+from piip_search._registry import Registry
+from piip_search.search._optuna_internals import CachedTPESampler
 
 #: COMPLETE trials after which "auto" leaves GP for TPE: GP's proven range (README, search efficiency).
 AUTO_SWITCH_AT = 200
@@ -83,62 +75,36 @@ class GPThenTPESampler(BaseSampler):
         self.tpe.reseed_rng()
 
 
-class _IncrementalGroups(_GroupDecomposedSearchSpace):
-    """Optuna's group decomposition, adding each finished trial once (re-adding one changes nothing)."""
-
-    def __init__(self) -> None:
-        super().__init__(include_pruned=True)
-        self._added: set[int] = set()
-
-    def calculate(self, study: optuna.Study, use_cache: bool = False) -> _SearchSpaceGroup:
-        if self._study_id is None:
-            self._study_id = study._study_id
-        elif self._study_id != study._study_id:
-            raise ValueError("`_GroupDecomposedSearchSpace` cannot handle multiple studies.")
-        for t in study._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED),
-                                   use_cache=use_cache):
-            if t._trial_id not in self._added:
-                self._added.add(t._trial_id)
-                self._search_space.add_distributions(t.distributions)
-        return copy.deepcopy(self._search_space)
+def _quiet(factory: Callable[[], BaseSampler]) -> BaseSampler:
+    with warnings.catch_warnings():  # `group`, GPSampler: marked experimental; they are what the spaces need
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory()
 
 
-class CachedTPESampler(optuna.samplers.TPESampler):
-    """TPESampler with the same samples, cheaper per ask on large studies (module docstring)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if self._group_decomposed_search_space is not None:
-            self._group_decomposed_search_space = _IncrementalGroups()
-        self._split_cache: tuple[tuple, tuple[list[FrozenTrial], list[FrozenTrial]]] | None = None
-
-    def _sample(self, study: optuna.Study, trial: FrozenTrial,
-                search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        # TPESampler._sample (Optuna 5.0), the split cached per (trial, trials and their states)
-        liar = self._constant_liar  # Optuna 5 default: running trials count as "above"
-        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) if liar else \
-            (TrialState.COMPLETE, TrialState.PRUNED)
-        trials = study._get_trials(deepcopy=False, states=states, use_cache=not liar)
-        if liar:
-            trials = [t for t in trials if t.number != trial.number]
-        if self._gamma is None:
-            self._gamma = default_gamma if len(study.directions) <= 1 else default_gamma_multiobjective
-        n_below = self._gamma(sum(t.state != TrialState.RUNNING for t in trials))
-        key = (trial._trial_id, n_below, tuple((t._trial_id, t.state) for t in trials))
-        cached = self._split_cache
-        if cached is None or cached[0] != key:
-            cached = self._split_cache = (key, _split_trials(study, trials, n_below))
-        below_trials, above_trials = cached[1]
-
-        mpe_below = self._build_parzen_estimator(study, search_space, below_trials, handle_below=True)
-        mpe_above = self._build_parzen_estimator(study, search_space, above_trials, handle_below=False)
-        samples_below = mpe_below.sample(self._rng.rng, self._n_ei_candidates)
-        acq_func_vals = self._compute_acquisition_func(samples_below, mpe_below, mpe_above)
-        ret = self._compare(samples_below, acq_func_vals)
-        for param_name, dist in search_space.items():
-            ret[param_name] = dist.to_external_repr(ret[param_name])
-        return ret
+SAMPLERS: Registry[Callable[[int | None], BaseSampler]] = Registry("sampler")
 
 
-if not _HAVE_TPE_INTERNALS:  # pragma: no cover
-    CachedTPESampler = optuna.samplers.TPESampler  # type: ignore[misc,assignment]  # same samples, without the caches
+@SAMPLERS.register("auto")
+def _auto(seed: int | None) -> BaseSampler:
+    return GPThenTPESampler(SAMPLERS.get("gp")(seed), SAMPLERS.get("tpe")(seed), switch_at=AUTO_SWITCH_AT)
+
+
+@SAMPLERS.register("nsga2")
+def _nsga2(seed: int | None) -> BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+
+
+@SAMPLERS.register("tpe")
+def _tpe(seed: int | None) -> BaseSampler:
+    return _quiet(lambda: CachedTPESampler(seed=seed, n_startup_trials=10, multivariate=True, group=True))
+
+
+@SAMPLERS.register("gp")
+def _gp(seed: int | None) -> BaseSampler:
+    # conditional b2.*/b3.* fall back to independent sampling by design: no warning per trial
+    return _quiet(lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False))
+
+
+@SAMPLERS.register("random")
+def _random(seed: int | None) -> BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)

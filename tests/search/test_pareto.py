@@ -17,7 +17,7 @@ from piip_search.search import (
     hypervolume,
     knee_point,
     non_dominated_ranks,
-    pareto_front,
+    pareto_indices,
     pareto_mask,
 )
 
@@ -119,7 +119,7 @@ def test_duplicates_share_the_front_and_mixed_directions():
     # FLOPs minimise, AP maximise: (2, 6) dominates (2, 4); (1, 5) twice stays on the front.
     assert pareto_mask(pts, ["minimize", "maximize"]).tolist() == [True, True, True, False]
     assert non_dominated_ranks(pts, ["minimize", "maximize"]).tolist() == [0, 0, 0, 1]
-    assert pareto_front(pts, ["minimize", "maximize"]).tolist() == [0, 1, 2]
+    assert pareto_indices(pts, ["minimize", "maximize"]).tolist() == [0, 1, 2]
     assert dominates([2, 6], [2, 4], ["minimize", "maximize"])
     assert not dominates([1, 5], [1, 5])
 

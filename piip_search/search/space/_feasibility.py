@@ -122,22 +122,16 @@ class SpaceFeasibility(SpaceSampling):
         """Fail if a budget lies below the cheapest architecture of the space (then no sample is feasible).
 
         `counter(cfg)` returns an object with `.flops` and `.params`; default `piip_search.flops.count` under
-        the space's convention. Skipped when there are no budgets or no counter for the convention yet.
+        the space's convention. Skipped when there are no budgets.
         """
         if self.budgets.max_gflops is None and self.budgets.max_params_m is None:
             return
         if counter is None:
-            try:
-                from piip_search.flops import count
-            except ImportError:
-                return
+            from piip_search.flops import count
 
             def counter(cfg: PIIPConfig) -> Any:
                 return count(cfg, convention=self.flops_convention)
-        try:
-            reps = [counter(c) for c in self.cheapest_configs()]
-        except NotImplementedError:
-            return
+        reps = [counter(c) for c in self.cheapest_configs()]
         gmin = min(rep.flops for rep in reps) / 1e9
         pmin = min(rep.params for rep in reps) / 1e6
         r = _Reader(self.source)

@@ -246,10 +246,8 @@ class SpaceParsers(SpaceState):
         (`dataset`/`data` name the data and are not settings)."""
         if self.evaluator != "builtin:proxy":
             return
-        try:
-            from piip_search.proxy import ProxySettings
-        except ImportError:  # the proxy module is optional here: the evaluator checks again when it runs
-            return
+        from piip_search.proxy import ProxySettings
+
         r = _Reader(self.source)
         opts = {k: v for k, v in self.proxy.items() if k not in ("dataset", "data")}
         try:

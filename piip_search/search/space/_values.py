@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from piip_search.errors import SearchSpaceError
 from piip_search.errors import shown as short
+from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 
 if TYPE_CHECKING:
     import optuna
@@ -26,7 +27,7 @@ OBJECTIVES: dict[str, str] = {
 DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("flops", "minimize"), ("ap", "maximize"))
 
 #: Sampler names a space may choose as its default (the driver maps them to Optuna samplers).
-SAMPLER_NAMES: tuple[str, ...] = ("auto", "nsga2", "tpe", "gp", "random")
+SAMPLER_NAMES: tuple[str, ...] = tuple(SAMPLER_REGISTRY.keys())
 
 FLOPS_CONVENTIONS: tuple[str, ...] = ("model", "paper")
 ATTENTIONS: tuple[str, ...] = ("deformable", "regular")

@@ -1,0 +1,41 @@
+"""Every private Optuna name piip-search uses is found on the installed Optuna (so no fallback is silently
+taken), and the fallbacks work."""
+
+from __future__ import annotations
+
+import optuna
+
+from piip_search.search import _optuna_internals as oi
+from piip_search.search._storage import open_storage
+
+
+def test_the_internals_are_present_on_this_optuna():
+    assert oi.DURABLE_JOURNAL_OPS is not None and len(oi.DURABLE_JOURNAL_OPS) == 6
+    assert oi.HAVE_TPE_INTERNALS
+    assert oi.CachedTPESampler(seed=0)._use_cache
+
+
+def test_constraint_keys_match_what_optuna_writes():
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_constraint("full_fidelity", 0.25)
+    study.tell(trial, 1.0)
+    frozen = study.trials[0]
+    assert oi.constraints_of(frozen) == {"full_fidelity": 0.25}
+    assert set(oi.constraint_system_attrs({"full_fidelity": 0.25})) <= set(frozen.system_attrs)
+
+
+def test_the_rdb_cache_wraps_an_rdb_storage(tmp_path):
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
+    cached = oi.cached_rdb(rdb)
+    assert cached is not rdb and isinstance(cached, optuna.storages.BaseStorage)
+
+
+def test_cached_tpe_falls_back_when_a_private_member_moves(tmp_path, caplog):
+    sampler = oi.CachedTPESampler(seed=0, n_startup_trials=2, multivariate=True)
+    del sampler._split_cache  # what a renamed attribute looks like to the cached path
+    study = optuna.create_study(storage=open_storage(None, tmp_path, "fb", create=True), study_name="fb",
+                                sampler=sampler)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=5)
+    assert len(study.trials) == 5 and not sampler._use_cache
+    assert "falls back" in caplog.text
