@@ -365,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("study", metavar="STUDY")
     sp.add_argument("--select", default="knee", help="knee | max-ap | min-flops | budget:<gflops> | all")
     sp.add_argument("--out", required=True, help="output file (one config) or folder")
-    sp.add_argument("--format", default="yaml", choices=["yaml", "piip-mmdet"])
+    from piip_search.export import EXPORTERS
+
+    sp.add_argument("--format", default="yaml", choices=list(EXPORTERS))
     sp.add_argument("--force", action="store_true", help="overwrite existing files")
     sp.add_argument("--storage", default=None)
     sp.add_argument("--trials-dir", default="trials")

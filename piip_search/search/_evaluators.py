@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from piip_search._registry import Registry
 from piip_search.config import PIIPConfig
 from piip_search.errors import SearchSpaceError
 
@@ -67,16 +68,16 @@ def _flops_only_evaluator(cfg: PIIPConfig, ctx: EvalContext) -> dict[str, Any]:
     return {"status": "ok", "ap": 0.0, "note": "flops-only evaluator: no training, AP not measured"}
 
 
-BUILTIN: dict[str, Evaluator] = {
-    "builtin:proxy": _proxy_evaluator,
-    "builtin:flops-only": _flops_only_evaluator,
-}
+#: Evaluators a space names as `builtin:<name>`; a user's own is `package.module:function` instead.
+BUILTIN: Registry[Evaluator] = Registry("evaluator")
+BUILTIN.register("builtin:proxy")(_proxy_evaluator)
+BUILTIN.register("builtin:flops-only")(_flops_only_evaluator)
 
 
 def resolve_evaluator(spec: str) -> Evaluator:
     """`builtin:proxy`, `builtin:flops-only` or `package.module:function` (importable from the cwd too)."""
     if spec in BUILTIN:
-        return BUILTIN[spec]
+        return BUILTIN.get(spec)
     if spec.startswith("builtin:"):
         raise SearchSpaceError(f"evaluator: unknown builtin {spec!r}; choose one of {sorted(BUILTIN)}")
     module_name, sep, attr = spec.partition(":")

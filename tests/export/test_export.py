@@ -9,7 +9,7 @@ import yaml
 
 from piip_search.cli import main
 from piip_search.config import PIIPConfig, load_config
-from piip_search.export import mmdet_unsupported, report_info, to_mmdet_config
+from piip_search.export import EXPORTERS, mmdet_unsupported, report_info, to_mmdet_config
 from piip_search.search._driver import attach_study, run_search
 from tests.search.test_driver import space_of
 
@@ -171,3 +171,15 @@ def test_dashboard_serves_the_study(study_dir):
 def test_dashboard_on_a_missing_study_exits_2(tmp_path, capsys):
     code, out, err = _run(capsys, "dashboard", "nope", "--trials-dir", str(tmp_path))
     assert code == 2 and "nope" in err
+
+
+@pytest.mark.parametrize("fmt", list(EXPORTERS))
+def test_every_registered_format_exports_the_front(fmt, tmp_path):
+    """Conformance over the exporter registry: every format writes one file per selected point."""
+    from piip_search.export import export_study
+    from piip_search.search import run_search
+    from tests.search.test_driver import space_of
+
+    study, _ = run_search(space_of(), name="fmt", trials_dir=tmp_path, n_trials=6, seed=0, progress=False)
+    paths = export_study(study, select_spec="all", out=tmp_path / "out", fmt=fmt)
+    assert paths and all(p.suffix == EXPORTERS.get(fmt).suffix and p.stat().st_size > 0 for p in paths)

@@ -13,6 +13,7 @@ from piip_search.config import PIIPConfig
 from piip_search.flops import count
 from piip_search.search import SearchSpace
 from piip_search.search._driver import SearchDriver, attach_study, open_study, run_search
+from piip_search.search._evaluators import BUILTIN as BUILTIN_EVALUATORS
 from piip_search.search._results import pareto_front, select, status_summary
 from tests.search import fake_evaluators
 
@@ -263,3 +264,14 @@ def test_select_specs(tmp_path):
         select(front, "budget:0.0000001")
     with pytest.raises(StudyError, match="must be knee"):
         select(front, "best")
+
+
+@pytest.mark.parametrize("spec", list(BUILTIN_EVALUATORS))
+def test_every_builtin_evaluator_returns_an_ap(spec, tmp_path):
+    """Conformance over the evaluator registry, on the tiny shipped config and a 2-iteration proxy."""
+    from piip_search.config import load_config
+    from piip_search.search import EvalContext, resolve_evaluator
+
+    ctx = EvalContext(trial_dir=tmp_path, fidelity=2, proxy={"iters": 2, "val_images": 4})
+    metrics = resolve_evaluator(spec)(load_config("tiny-piip-3branch"), ctx)
+    assert metrics["status"] == "ok" and 0.0 <= metrics["ap"] <= 1.0
