@@ -189,3 +189,21 @@ def test_mask_rcnn_reports_mask_ap(data: Path) -> None:
     assert res.status == "ok", res.message
     assert res.detector == "mask_rcnn" and res.mask_ap is not None and res.mask_ap50 is not None
     assert {"mask_ap", "mask_ap50"} <= set(res.history[-1])
+
+
+def test_a_busy_machine_gives_the_same_result(data: Path) -> None:
+    """Fidelity is iterations: the same run with every core busy with other work records the same numbers."""
+    import subprocess
+    import sys
+
+    quiet = _run(data, iters=12, seed=5)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        busy = _run(data, iters=12, seed=5)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert quiet.status == busy.status == "ok"
+    assert (quiet.iters, quiet.stop_reason) == (busy.iters, busy.stop_reason) == (12, "iters")
+    assert quiet.ap == busy.ap and quiet.loss_end == busy.loss_end
