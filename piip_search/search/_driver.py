@@ -33,6 +33,7 @@ from piip_search.errors import ConfigError, SearchSpaceError, StudyError
 from piip_search.search import _optuna_internals
 from piip_search.search import _records as R
 from piip_search.search._evaluators import EvalContext, Evaluator, resolve_evaluator
+from piip_search.search._fidelity import FidelitySchedule
 from piip_search.search._lifecycle import (
     Heartbeat,
     fail_and_requeue,
@@ -46,7 +47,7 @@ from piip_search.search._samplers import AUTO_SWITCH_AT, GPThenTPESampler
 from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
-from piip_search.search.space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
+from piip_search.search.space import SAMPLER_NAMES, SearchSpace
 
 SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
 # auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then tpe
@@ -86,7 +87,7 @@ class Prepared(NamedTuple):
 class SearchDriver:
     """Runs trials of one study. Several drivers (processes, machines) may share a study."""
 
-    def __init__(self, study: optuna.Study, space: Any, *, study_path: Path, evaluator: Evaluator,
+    def __init__(self, study: optuna.Study, space: SearchSpace, *, study_path: Path, evaluator: Evaluator,
                  device: str | None = None, flops_fn: Callable[[PIIPConfig], tuple[int, int]] | None = None,
                  build_counter: Callable[[], None] | None = None) -> None:
         self.study = study
@@ -97,7 +98,7 @@ class SearchDriver:
         self.objectives: list[tuple[str, str]] = objectives_of(space)
         self._flops_fn = flops_fn or _default_flops_fn(space)
         self.schedule = fidelity_of(space)  # multi-fidelity rungs, or None
-        self.max_retries = int(getattr(space, "max_retries", DEFAULT_MAX_RETRIES))
+        self.max_retries = space.max_retries
         self._known: dict[str, FrozenTrial] = {}
         self._scanned = 0  # trials[:_scanned] have been looked at by _refresh_known
         self._open: list[int] = []  # ... of which these were unfinished then
@@ -304,7 +305,7 @@ class SearchDriver:
         if total is not None:
             planned = max(0, total - started_trials(self.study))
         else:
-            planned = int(n_trials if n_trials is not None else getattr(self.space, "trials", None) or 20)
+            planned = int(n_trials if n_trials is not None else self.space.trials or 20)
         with search_log(self.study_path), SearchProgress(self, planned, enabled=progress) as bar, \
                 sigterm_as_interrupt():
             # with a study-wide total, re-queued failures of other workers may need more than `planned` here
@@ -344,45 +345,33 @@ def fidelity_shortfall(metrics: dict[str, Any], planned: int | None) -> float:
 
 
 # ---- space accessors (tolerant of the space's representation) ------------------------------------------------
-def objectives_of(space: Any) -> list[tuple[str, str]]:
-    objs = getattr(space, "objectives", None) or [("flops", "minimize"), ("ap", "maximize")]
-    out = []
-    for o in objs:
-        if isinstance(o, dict):
-            ((k, v),) = o.items()
-            out.append((str(k), str(v)))
-        elif isinstance(o, (tuple, list)):
-            out.append((str(o[0]), str(o[1])))
-        else:
-            out.append((str(o.name), str(o.direction)))
-    return out
+def objectives_of(space: SearchSpace) -> list[tuple[str, str]]:
+    return [(o.name, o.direction) for o in space.objectives]
 
 
-def proxy_settings(space: Any) -> dict[str, Any]:
-    p = getattr(space, "proxy", None) or {}
-    return dict(p) if isinstance(p, dict) else p.model_dump(exclude_none=True)
+def proxy_settings(space: SearchSpace) -> dict[str, Any]:
+    return dict(space.proxy)
 
 
-def fidelity_of(space: Any):
-    return getattr(space, "fidelity_schedule", lambda: None)()
+def fidelity_of(space: SearchSpace) -> FidelitySchedule | None:
+    return space.fidelity_schedule()
 
 
-def budget_violations(space: Any, flops: int, params: int) -> dict[str, float]:
+def budget_violations(space: SearchSpace, flops: int, params: int) -> dict[str, float]:
     """Constraint values (<= 0 feasible) in GFLOPs and M params."""
-    b = getattr(space, "budgets", None)
-    get = (lambda k: b.get(k)) if isinstance(b, dict) else (lambda k: getattr(b, k, None))
+    b = space.budgets
     out: dict[str, float] = {}
-    if b is not None and get("max_gflops") is not None:
-        out["max_gflops"] = flops / 1e9 - float(get("max_gflops"))  # type: ignore[arg-type]
-    if b is not None and get("max_params_m") is not None:
-        out["max_params_m"] = params / 1e6 - float(get("max_params_m"))  # type: ignore[arg-type]
+    if b.max_gflops is not None:
+        out["max_gflops"] = flops / 1e9 - float(b.max_gflops)
+    if b.max_params_m is not None:
+        out["max_params_m"] = params / 1e6 - float(b.max_params_m)
     return out
 
 
-def _default_flops_fn(space: Any) -> Callable[[PIIPConfig], tuple[int, int]]:
+def _default_flops_fn(space: SearchSpace) -> Callable[[PIIPConfig], tuple[int, int]]:
     from piip_search.flops import count
 
-    convention = getattr(space, "flops_convention", None) or "model"
+    convention = space.flops_convention
 
     def fn(cfg: PIIPConfig) -> tuple[int, int]:
         r = count(cfg, convention=convention)
@@ -420,7 +409,7 @@ def _check_evaluator(study: optuna.Study, asked: str | None) -> str:
     return str(stored)
 
 
-def open_study(space: Any, *, name: str, storage_url: str | None, trials_dir: str | Path, sampler: str,
+def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials_dir: str | Path, sampler: str,
                seed: int | None, resume: bool, evaluator: str | None = None) -> optuna.Study:
     """Create a study for `space`, or load it when `resume` (the stored space and evaluator must match)."""
     storage = open_storage(storage_url, trials_dir, name, create=True)
@@ -434,7 +423,7 @@ def open_study(space: Any, *, name: str, storage_url: str | None, trials_dir: st
         if stored is not None and stored != space_dict:
             raise StudyError(f"study {name!r} was created with a different search space; resume it with the "
                              f"same space file (or use `piip-search worker`)")
-        _check_evaluator(study, evaluator or getattr(space, "evaluator", None))
+        _check_evaluator(study, evaluator or space.evaluator)
         study.sampler = make_sampler(sampler, continuing_seed(study, seed))
         return study
     directions = [d for _, d in objectives_of(space)]
@@ -443,7 +432,7 @@ def open_study(space: Any, *, name: str, storage_url: str | None, trials_dir: st
     study.set_user_attr(SPACE_ATTR, space_dict)
     study.set_user_attr(R.STUDY_OBJECTIVES, objectives_of(space))
     study.set_user_attr(R.STUDY_SAMPLER, sampler)
-    study.set_user_attr(R.STUDY_EVALUATOR, evaluator or getattr(space, "evaluator", None) or DEFAULT_EVALUATOR)
+    study.set_user_attr(R.STUDY_EVALUATOR, evaluator or space.evaluator or DEFAULT_EVALUATOR)
     set_metric_names(study)
     return study
 
@@ -496,12 +485,12 @@ def enqueue_configs(study: optuna.Study, space: Any, refs: list[str]) -> list[st
     return names
 
 
-def check_dataset(space: Any, evaluator: str) -> None:
+def check_dataset(space: SearchSpace, evaluator: str) -> None:
     """The proxy's dataset must exist before any trial starts: a missing one would fail every trial."""
     data = proxy_settings(space).get("dataset") or proxy_settings(space).get("data")
     if evaluator != DEFAULT_EVALUATOR or data is None:
         return
-    task = (getattr(space, "fixed", None) or {}).get("task", "detection")
+    task = space.task
     if task == "detection":
         from piip_search.data import coco_layout
 
@@ -521,7 +510,7 @@ def _check_counts(n_trials: int | None, total: int | None) -> None:
                                "give one of them")
 
 
-def run_search(space: Any, *, name: str | None = None, storage_url: str | None = None,
+def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str | None = None,
                trials_dir: str | Path = "trials", n_trials: int | None = None, total: int | None = None,
                sampler: str | None = None, seed: int | None = 0, evaluator: str | None = None,
                enqueue: list[str] | None = None, resume: bool = False, device: str | None = None,
@@ -531,11 +520,11 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
     _check_counts(n_trials, total)
     if backend not in ("optuna", "ray"):
         raise SearchSpaceError(f"--backend: must be optuna or ray, got {backend!r}")
-    name = name or getattr(space, "name", None) or "default"
-    sampler = sampler or getattr(space, "sampler", None) or DEFAULT_SAMPLER
+    name = name or space.name
+    sampler = sampler or space.sampler or DEFAULT_SAMPLER
     study = open_study(space, name=name, storage_url=storage_url, trials_dir=trials_dir, sampler=sampler,
                        seed=seed, resume=resume, evaluator=evaluator)
-    spec = _check_evaluator(study, evaluator or getattr(space, "evaluator", None))
+    spec = _check_evaluator(study, evaluator or space.evaluator)
     fn = resolve_evaluator(spec)
     check_dataset(space, spec)
     if enqueue:
@@ -544,7 +533,7 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
     driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
     driver.recover_stale_trials()
     if n_trials is None and total is None:
-        n_trials = int(getattr(space, "trials", None) or 20)
+        n_trials = int(space.trials or 20)
     if backend == "ray":
         from piip_search.search._ray import run_with_ray
 
@@ -567,5 +556,5 @@ def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials"
     driver = SearchDriver(study, space, study_path=study_dir(trials_dir, name), evaluator=fn, device=device)
     driver.recover_stale_trials()
     if n_trials is None and total is None:
-        n_trials = int(getattr(space, "trials", None) or 20)
+        n_trials = int(space.trials or 20)
     return driver.run(n_trials, total=total, progress=progress)

@@ -328,7 +328,7 @@ ERRORS = [
     (BASE, "flops_convention", "fvcore",
      r"flops_convention: must be one of \['model', 'paper'\], got 'fvcore'"),
     (BASE, "sampler", "cmaes",
-     r"sampler: must be one of \['auto', 'nsga2', 'tpe', 'gp', 'random'\], got 'cmaes'"),
+     r"sampler: must be one of \[.*'auto'.*'random'.*\], got 'cmaes'"),
     (BASE, "evaluator", "my_eval",
      "evaluator: must be 'builtin:<name>' or 'package.module:function', got 'my_eval'"),
     (BASE, "name", "my space",
