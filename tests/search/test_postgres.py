@@ -101,6 +101,13 @@ def test_a_database_outage_is_survived_by_every_worker(tmp_path, pg_url):
         assert not list((tmp_path / study_name).glob("trial_*/pending.json"))  # every result was told
         beats = study._storage.get_trial(trials[0]._trial_id).user_attrs.get("heartbeat")
         assert beats is not None  # ask/tell trials record heartbeats
+        import sqlalchemy
+
+        ids = [t._trial_id for t in trials]
+        with sqlalchemy.create_engine(pg_url).connect() as conn:  # and Optuna's own heartbeat table too
+            rows = conn.execute(sqlalchemy.text("select count(*) from trial_heartbeats where trial_id = any(:ids)"),
+                                {"ids": ids}).scalar()
+        assert rows >= 1
     finally:
         if "online" not in subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True).stdout:
             _pg_cluster("start")
