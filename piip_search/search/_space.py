@@ -60,7 +60,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 import yaml
 from pydantic import ValidationError
 
-from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER, PRESETS, PIIPConfig, even_ranges
+from piip_search.config import (
+    DEFAULT_DROP_PATH,
+    DIRECTIONS,
+    PATCH_SIZE,
+    PRESET_ORDER,
+    PRESETS,
+    PIIPConfig,
+    even_ranges,
+)
 from piip_search.config._architecture import BranchConfig, InteractionConfig
 from piip_search.errors import ConfigError, SearchSpaceError
 from piip_search.search._fidelity import FidelitySchedule, geometric_rungs
@@ -861,6 +869,7 @@ class SearchSpace:
             b: dict[str, Any] = dict(fb)
             if mo.preset is not None:
                 b["model"] = mo.preset
+                b.setdefault("drop_path_rate", DEFAULT_DROP_PATH[mo.preset])  # as the published configs
             else:
                 b.update(embed_dim=mo.embed_dim, depth=mo.depth, num_heads=self._heads_of(mo.embed_dim))
             b["resolution"] = res
