@@ -10,10 +10,11 @@ from piip_search.config._architecture import (
     inversion_problems,
     load_config,
 )
-from piip_search.config._presets import PRESET_ORDER, PRESETS, BlockType, ViTSize, default_block_type
+from piip_search.config._presets import DEFAULT_DROP_PATH, PRESET_ORDER, PRESETS, BlockType, ViTSize, default_block_type
 from piip_search.config._zoo import list_models, zoo_path
 
 __all__ = [
+    "DEFAULT_DROP_PATH",
     "DIRECTIONS",
     "PATCH_SIZE",
     "PRESETS",

@@ -51,6 +51,12 @@ class BranchConfig(_Frozen):
     qk_norm: bool | None = None
     pretrained: str | None = None  # timm model name or local checkpoint path
     drop_path_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # What the published weights were trained at (detection): the position embedding is stored at the grid
+    # pretrain_img_size // 16 (plus a cls slot for InternViT-type) and resampled once to the input's grid.
+    pretrain_img_size: int = Field(default=224, ge=16)
+    pretrain_patch_size: int = Field(default=16, gt=0)  # patch of the published weights (14: MAE-H, 6B, DINOv2)
+    checkpoint: str | None = None  # file name of the published weights (mmdet export); loads nothing
+    mlp_type: Literal["regular", "fused_mlp"] = "regular"  # fused_mlp: flash-attn FusedMLP, tanh-GELU
 
     @model_validator(mode="after")
     def _dims_given(self) -> BranchConfig:
@@ -82,6 +88,11 @@ class BranchConfig(_Frozen):
     def grid(self) -> int:
         """Side of this branch's token grid (square input)."""
         return self.resolution // PATCH_SIZE
+
+    @property
+    def pos_grid(self) -> int:
+        """Side of the stored position-embedding grid of a detection branch (pretrain_img_size // 16)."""
+        return self.pretrain_img_size // PATCH_SIZE
 
     @property
     def block_type(self) -> BlockType:
@@ -219,6 +230,10 @@ class PIIPConfig(_Frozen):
                 "windows": [b.window_of(i) for i in range(b.n_blocks)],
                 "norm": bt.norm, "qkv_bias": bt.qkv_bias, "layer_scale": bt.layer_scale, "qk_norm": bt.qk_norm,
             })
+            if self.task == "detection" and b.pretrain_img_size != 224:  # only then: older fingerprints hold
+                branches[-1]["pos_grid"] = b.pos_grid
+            if b.mlp_type != "regular":
+                branches[-1]["mlp_type"] = b.mlp_type
         inter = self.interactions.model_dump(mode="json", exclude={"count", "indexes", "drop_path_rate"})
         inter["ranges"] = [list(map(list, r)) for r in self.block_ranges]
         if not self.unit_pairs():  # no units: block ranges only order the same blocks, the network is the same

@@ -21,6 +21,10 @@ PRESETS: dict[str, ViTSize] = {
     "6B": ViTSize(3200, 48, 25),
 }
 
+#: Drop-path rate of each DeiT-type preset in the published detection configs (piip-architecture.md §1.3;
+#: B keeps 0.15 also as branch 1 of TSB); search spaces use it when `fixed.branches` sets none.
+DEFAULT_DROP_PATH: dict[str, float] = {"T": 0.05, "S": 0.05, "B": 0.15, "L": 0.4, "H": 0.4, "6B": 0.4}
+
 #: Order used by the parameter-inverted rule and by search spaces (small -> large).
 PRESET_ORDER: tuple[str, ...] = ("T", "S", "B", "L", "H", "6B")
 

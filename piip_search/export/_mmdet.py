@@ -14,9 +14,12 @@ from typing import Any
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError
 
+__all__ = ["mmdet_model_dict", "mmdet_unsupported", "to_mmdet_config"]
+
 _CLASS = {2: "PIIPTwoBranch", 3: "PIIPThreeBranch", 4: "PIIPFourBranch"}
 
-# Checkpoint names of the official configs (README step 9), by family and preset; the path decides the class.
+# Checkpoint names of the official configs (README step 9) for branches without `checkpoint`, by family and
+# preset; the path decides the class (a 'deit' substring builds `vit_models`).
 _DEIT_CKPT = {"T": "deit_tiny_patch16_224-a1311bcf.pth", "S": "deit_3_small_224_21k.pth",
               "B": "deit_3_base_224_21k.pth", "L": "deit_3_large_224_21k.pth"}
 _INTERNVIT_CKPT = {"H": "mae_pretrain_vit_huge.pth", "6B": "intern_vit_6b_224px.pth",
@@ -35,6 +38,10 @@ def mmdet_unsupported(cfg: PIIPConfig) -> str | None:
                 f"not {cfg.interactions.direction!r}")
     if n == 4 and any(b.family != "deit" for b in cfg.branches):
         return "the official 4-branch backbone supports DeiT-type branches only"
+    for i, b in enumerate(cfg.branches):  # the official code picks the branch class from the weights' path
+        if b.checkpoint and ("deit" in b.checkpoint) != (b.family == "deit"):
+            return (f"branches[{i}].checkpoint {b.checkpoint!r}: the official code builds a DeiT-type branch "
+                    f"exactly when the file name contains 'deit', but the family is {b.family!r}")
     return None
 
 
@@ -44,9 +51,9 @@ def _branch_dict(cfg: PIIPConfig, i: int) -> dict[str, Any]:
     windows = [b.window_of(k) for k in range(b.n_blocks)]
     d: dict[str, Any] = {
         "real_size": b.resolution,
-        "pretrain_img_size": 224,
+        "pretrain_img_size": b.pretrain_img_size,
         "patch_size": 16,
-        "pretrain_patch_size": 14 if b.model in ("H", "6B") else 16,
+        "pretrain_patch_size": b.pretrain_patch_size,
         "depth": b.n_blocks,
         "embed_dim": b.dim,
         "num_heads": b.heads,
@@ -57,12 +64,17 @@ def _branch_dict(cfg: PIIPConfig, i: int) -> dict[str, Any]:
     if b.family == "deit":
         d["init_scale"] = bt.layer_scale if bt.layer_scale is not None else 1.0
         ckpt = _DEIT_CKPT.get(b.model or "", "custom_deit.pth")
+        if b.mlp_type != "regular":
+            d["Mlp_block"] = b.mlp_type
     else:
         d["init_values"] = bt.layer_scale
         d["qk_normalization"] = bt.qk_norm
         d["norm_layer_type"] = "RMSNorm" if bt.norm == "rms" else "LayerNorm"
         d["with_cp"] = True
         ckpt = _INTERNVIT_CKPT.get(b.model or "", "custom_vit.pth")
+        if b.mlp_type != "regular":
+            d["mlp_type"] = b.mlp_type
+    ckpt = b.checkpoint or ckpt
     d["with_fpn"] = False
     d["interaction_indexes"] = [list(r) for r in cfg.block_ranges[i]]
     d["pretrained"] = b.pretrained or f"./pretrained/{ckpt}"
@@ -73,8 +85,8 @@ def _branch_dict(cfg: PIIPConfig, i: int) -> dict[str, Any]:
     return d
 
 
-def to_mmdet_config(cfg: PIIPConfig, *, header: str = "") -> str:
-    """Python source of an mmdet Mask R-CNN config for the official PIIP code."""
+def mmdet_model_dict(cfg: PIIPConfig) -> dict[str, Any]:
+    """The `model` dict (backbone and neck) of the official Mask R-CNN config for `cfg`."""
     why = mmdet_unsupported(cfg)
     if why is not None:
         raise ConfigError(f"--format piip-mmdet: {why}")
@@ -97,8 +109,13 @@ def to_mmdet_config(cfg: PIIPConfig, *, header: str = "") -> str:
     for i in range(len(cfg.branches)):
         backbone[f"branch{i + 1}"] = _branch_dict(cfg, i)
     d1 = cfg.out_dim
-    model = {"backbone": backbone,
-             "neck": {"type": "FPN", "in_channels": [d1] * 4, "out_channels": 256, "num_outs": 5}}
+    return {"backbone": backbone,
+            "neck": {"type": "FPN", "in_channels": [d1] * 4, "out_channels": 256, "num_outs": 5}}
+
+
+def to_mmdet_config(cfg: PIIPConfig, *, header: str = "") -> str:
+    """Python source of an mmdet Mask R-CNN config for the official PIIP code."""
+    model = mmdet_model_dict(cfg)
     size = cfg.input_resolution
     depth1 = cfg.branches[0].n_blocks
     skip = [round(depth1 / b.n_blocks, 4) for b in cfg.branches[1:]]

@@ -8,7 +8,7 @@ Analytic (no model is built) and defined to agree with `traced_flops` (fvcore pl
 * attention matmuls, QK^T and AV: 2 * N_q * N_k * D per block; windows as built: every (padded) window costs
   2 * (ws^2)^2 * D, i.e. 2 * N_pad * ws^2 * D with N_pad = (ceil(G/ws) * ws)^2; a classification branch
   attends over N + 1 tokens (cls token);
-* windowed qkv: DeiT-type on the real tokens, InternViT-type on the padded tokens (q/k norms likewise);
+* windowed qkv on the padded tokens, both families (the official flash path; q/k norms likewise);
 * LayerNorm / GroupNorm / RMSNorm: 5 per element (fvcore's estimate for affine norms);
 * deformable sampling: 5 per sampled value (bilinear: 4 taps; attention weighting: 1), i.e.
   5 * N_q * points * int(d * deform_ratio) per injector (the trace attributes both to grid_sampler);
@@ -17,8 +17,9 @@ Analytic (no model is built) and defined to agree with `traced_flops` (fvcore pl
 * not counted here or in the trace: activations, softmax, residual adds, LayerScale / gamma / merge-weight
   multiplies, pos-embed add, max-pool, reshapes.
 
-Parameters are exactly `sum(p.numel() for p in build_piip(cfg).parameters())`: branches (patch conv,
-pos-embed at the branch grid [+ cls slot for InternViT-type], cls token for classification, blocks),
+Parameters are exactly `sum(p.numel() for p in build_piip(cfg).parameters())`, which for detection is the
+official mmdet module's count: branches (patch conv, pos-embed at the pretrain grid for detection / the branch
+grid for classification [+ cls slot for InternViT-type], cls token for classification, blocks),
 interactions, and either the detection merge (3x3 conv-GN-ReLU x2 per branch, n weights; none for one branch)
 + simple feature pyramid, or the classification heads (LayerNorm + Linear per branch, on the cls token).
 """
@@ -48,7 +49,8 @@ def _branch(cfg: PIIPConfig, i: int) -> list[Part]:
     n_tok = n + 1 if cls_task else n
     bt = b.block_type
     mod = t.patch_embed(n, d, RULES)
-    mod += t.Cost((n + (1 if b.family == "internvit" else 0)) * d, 0)  # pos-embed at the branch grid
+    n_pos = b.grid ** 2 if cls_task else b.pos_grid ** 2  # stored at the pretrain grid for detection
+    mod += t.Cost((n_pos + (1 if b.family == "internvit" else 0)) * d, 0)
     if cls_task:
         mod += t.Cost(d, 0)  # cls token
     attn = 0
@@ -59,7 +61,7 @@ def _branch(cfg: PIIPConfig, i: int) -> list[Part]:
             attn += t.attention_matmuls(n_tok, n_tok, d)
         else:
             n_pad = t.padded_tokens(g, ws)
-            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES, n_pad if b.family == "internvit" else n_tok)
+            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES, n_pad)
             attn += t.attention_matmuls(n_pad, ws * ws, d)
     name = f"branch{i + 1}"
     return [Part(name, mod.params, mod.flops, "module"), Part(f"{name}.attention", 0, attn, "formula")]

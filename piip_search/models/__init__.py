@@ -14,6 +14,12 @@ from piip_search.models._interaction import (
     InteractionUnit,
 )
 from piip_search.models._merge import BranchMerge, ClassificationHead, ShapeSpec, SimpleFeaturePyramid
+from piip_search.models._official_ckpt import (
+    from_official_state_dict,
+    load_official_checkpoint,
+    save_official_checkpoint,
+    to_official_state_dict,
+)
 from piip_search.models._piip import PIIPBackbone, PIIPClassifier, build_piip
 from piip_search.models._pretrained import convert_vit_state_dict, load_branch_pretrained, read_checkpoint
 
@@ -38,7 +44,11 @@ __all__ = [
     "convert_vit_state_dict",
     "create_branch",
     "deform_attn_core",
+    "from_official_state_dict",
     "load_branch_pretrained",
+    "load_official_checkpoint",
     "read_checkpoint",
     "reference_points",
+    "save_official_checkpoint",
+    "to_official_state_dict",
 ]

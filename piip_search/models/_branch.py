@@ -1,22 +1,26 @@
 """One PIIP ViT branch at one resolution, built from timm parts (piip-architecture.md §1).
 
 The branch is a plain pre-norm ViT without final norm/head: timm `PatchEmbed` (patch 16), an absolute
-position embedding stored at the branch's own grid, and timm `Block`s whose attention is a subclass of
-timm `Attention` that adds (a) non-overlapping window attention with zero padding (§1.4) and (b) q/k
-normalisation over the full width (InternViT-6B, §1.1) instead of timm's per-head q/k norm.
+position embedding, and timm `Block`s whose attention is a subclass of timm `Attention` that adds
+(a) non-overlapping window attention with zero padding (§1.4) and (b) q/k normalisation over the full width
+(InternViT-6B, §1.1) instead of timm's per-head q/k norm.
 
-Deviations from the official code:
-* the position embedding is stored at the branch grid G = resolution // 16 (the classification code and the
-  README counting convention do the same; the official detection code stores it at the pretrain grid); it is
-  bicubically resampled (align_corners=False, no antialias) only when the actual token grid differs;
-* DeiT-type windowed attention applies qkv to the unpadded tokens and zero-pads q/k/v
-  (deit `WindowedAttention`);
-  InternViT-type pads the input and applies qkv to the padded tokens (InternViT `WindowedAttention`);
-  the official detection DeiT code uses the padded-input flavour through its flash-attention class;
+As the official detection code:
+* the position embedding of a detection branch is stored at the pretrain grid `pretrain_img_size // 16`
+  (196 tokens for 224-px weights, 576 for 384 px, 1024 for DINOv2's 518 px; + an unused cls slot for
+  InternViT-type) and resampled once, bicubically (align_corners=False, no antialias, in fp32), to the token
+  grid of the actual input (timm `resample_abs_pos_embed`). Classification branches store it at their own
+  grid, as the official classification code;
+* windowed attention zero-pads the **input** tokens, partitions them and applies qkv to the padded tokens,
+  so padded keys carry the qkv bias (deit `WindowedFlashAttention`, which the published `use_flash_attn=True`
+  configs run, and InternViT `WindowedAttention`). `pad_before_qkv=False` keeps the non-flash deit flavour
+  (qkv on the real tokens, zero-padded q/k/v) for callers that ask for it;
 * LayerScale gammas exist exactly when `block_type.layer_scale` is not None (DeiT-type default 1.0, so DeiT
   branches carry per-channel gammas as `vit_models` does, named `ls1.gamma`/`ls2.gamma` as in timm);
 * drop path: constant per block for DeiT-type and for classification; linear `linspace(0, rate, depth)`
-  for InternViT-type detection branches (as det `internvit_6b.py`).
+  for InternViT-type detection branches (as det `internvit_6b.py`);
+* `mlp_type: fused_mlp` (flash-attn `FusedMLP`) computes the tanh approximation of GELU; we do the same with
+  timm's `Mlp` (same parameters, no fused kernel).
 """
 
 from __future__ import annotations
@@ -71,13 +75,13 @@ class PIIPAttention(Attention):
 
     Args (beyond timm's):
         window_size: side of the non-overlapping windows, None for global attention.
-        pad_before_qkv: InternViT flavour (zero-pad the input, qkv on padded tokens) instead of the DeiT
-            flavour (qkv on the real tokens, zero-padded q/k/v).
+        pad_before_qkv: official flash flavour (zero-pad the input, qkv on the padded tokens, so padded keys
+            carry the qkv bias); False: non-flash deit flavour (qkv on the real tokens, zero-padded q/k/v).
     """
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, qk_norm: bool = False,
                  norm_layer: type[nn.Module] | None = None, window_size: int | None = None,
-                 pad_before_qkv: bool = False, **kwargs) -> None:
+                 pad_before_qkv: bool = True, **kwargs) -> None:
         super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, qk_norm=False, norm_layer=norm_layer,
                          **kwargs)
         if qk_norm:  # InternViT-6B normalises q and k over the full width, not per head
@@ -150,12 +154,14 @@ class PIIPBlock(Block):
     """
 
     def __init__(self, dim: int, num_heads: int, *, mlp_ratio: float, block_type: BlockType,
-                 window_size: int | None, pad_before_qkv: bool, drop_path: float) -> None:
+                 window_size: int | None, pad_before_qkv: bool, drop_path: float,
+                 tanh_gelu: bool = False) -> None:
         norm_layer = partial(RmsNorm, eps=NORM_EPS) if block_type.norm == "rms" else partial(nn.LayerNorm,
                                                                                              eps=NORM_EPS)
+        act_layer = partial(nn.GELU, approximate="tanh") if tanh_gelu else nn.GELU
         super().__init__(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=block_type.qkv_bias,
                          qk_norm=block_type.qk_norm, init_values=None, drop_path=drop_path,
-                         norm_layer=norm_layer, attn_layer=PIIPAttention)
+                         norm_layer=norm_layer, act_layer=act_layer, attn_layer=PIIPAttention)
         self.attn.window_size = window_size
         self.attn.pad_before_qkv = pad_before_qkv
         if block_type.layer_scale is not None:  # timm skips LayerScale for falsy init values; we never do
@@ -169,36 +175,40 @@ class PIIPBlock(Block):
 
 
 class PIIPBranch(nn.Module):
-    """A ViT branch at one resolution: patch embed, pos-embed at the branch grid, blocks; no final norm/head.
+    """A ViT branch at one resolution: patch embed, pos-embed, blocks; no final norm/head.
 
-    Parameters: `patch_embed.proj` Conv2d(3, D, 16, 16, bias); `pos_embed` (1, G² [+1 cls slot, unused, for
-    InternViT-type], D); `cls_token` (1, 1, D) only for classification; `blocks.{k}` (`PIIPBlock`).
+    Parameters: `patch_embed.proj` Conv2d(3, D, 16, 16, bias); `pos_embed` (1, P² [+1 cls slot, unused, for
+    InternViT-type], D) at the stored grid P; `cls_token` (1, 1, D) only for classification; `blocks.{k}`.
 
     Args:
         dim, depth, num_heads, mlp_ratio: ViT shape.
         resolution: square input side this branch is designed for (grid G = resolution // 16).
+        pos_grid: side P of the stored position grid (pretrain grid for detection, G for classification).
         block_type: norm / qkv bias / LayerScale / qk-norm of the blocks.
         windows: per block, window size or None (global).
         drop_path: per block stochastic-depth rate.
         pos_cls_slot: store a leading (unused) cls slot in `pos_embed` (InternViT-type checkpoints).
         cls_token: prepend a learnable cls token (classification); it gets no position embedding.
-        pad_before_qkv: InternViT flavour of windowed attention (see `PIIPAttention`).
+        pad_before_qkv: official flash flavour of windowed attention (see `PIIPAttention`).
+        tanh_gelu: MLP activation is the tanh approximation of GELU (`mlp_type: fused_mlp`).
     """
 
     def __init__(self, *, dim: int, depth: int, num_heads: int, mlp_ratio: float, resolution: int,
                  block_type: BlockType, windows: list[int | None], drop_path: list[float],
-                 pos_cls_slot: bool, cls_token: bool, pad_before_qkv: bool) -> None:
+                 pos_cls_slot: bool, cls_token: bool, pad_before_qkv: bool, pos_grid: int | None = None,
+                 tanh_gelu: bool = False) -> None:
         super().__init__()
         self.dim = dim
         self.grid = resolution // PATCH_SIZE
+        self.pos_grid = self.grid if pos_grid is None else pos_grid
         self.num_pos_prefix = 1 if pos_cls_slot else 0
         self.patch_embed = PatchEmbed(img_size=resolution, patch_size=PATCH_SIZE, in_chans=3, embed_dim=dim,
                                       bias=True, strict_img_size=False, output_fmt="NHWC")
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid * self.grid + self.num_pos_prefix, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.pos_grid ** 2 + self.num_pos_prefix, dim))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim)) if cls_token else None
         self.blocks = nn.ModuleList(
             PIIPBlock(dim, num_heads, mlp_ratio=mlp_ratio, block_type=block_type, window_size=windows[k],
-                      pad_before_qkv=pad_before_qkv, drop_path=drop_path[k])
+                      pad_before_qkv=pad_before_qkv, drop_path=drop_path[k], tanh_gelu=tanh_gelu)
             for k in range(depth)
         )
         self.init_weights()
@@ -221,8 +231,8 @@ class PIIPBranch(nn.Module):
     def pos_embed_for(self, hw: tuple[int, int]) -> torch.Tensor:
         """Patch-token position embedding (1, H*W, D) for the token grid `hw` (cls slot dropped)."""
         pos = self.pos_embed[:, self.num_pos_prefix:]
-        if hw != (self.grid, self.grid):
-            pos = resample_abs_pos_embed(pos, new_size=list(hw), old_size=[self.grid, self.grid],
+        if hw != (self.pos_grid, self.pos_grid):
+            pos = resample_abs_pos_embed(pos, new_size=list(hw), old_size=[self.pos_grid, self.pos_grid],
                                          num_prefix_tokens=0, interpolation="bicubic", antialias=False)
         return pos
 
@@ -257,7 +267,7 @@ class PIIPBranch(nn.Module):
 
 
 def create_branch(cfg: BranchConfig, *, task: str) -> PIIPBranch:
-    """Branch for one `BranchConfig`; the family decides pos-embed cls slot, drop-path schedule, padding."""
+    """Branch for one `BranchConfig`; family and task decide pos-embed grid and cls slot, drop-path schedule."""
     internvit = cfg.family == "internvit"
     depth = cfg.n_blocks
     if internvit and task == "detection" and depth > 1:
@@ -267,5 +277,6 @@ def create_branch(cfg: BranchConfig, *, task: str) -> PIIPBranch:
     return PIIPBranch(
         dim=cfg.dim, depth=depth, num_heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, resolution=cfg.resolution,
         block_type=cfg.block_type, windows=[cfg.window_of(k) for k in range(depth)], drop_path=rates,
-        pos_cls_slot=internvit, cls_token=task == "classification", pad_before_qkv=internvit,
+        pos_cls_slot=internvit, cls_token=task == "classification", pad_before_qkv=True,
+        pos_grid=cfg.pos_grid if task == "detection" else cfg.grid, tanh_gelu=cfg.mlp_type == "fused_mlp",
     )

@@ -1,7 +1,9 @@
 """PIIP backbone and classifier: N ViT branches at inverted resolutions, interactions, merge (§0).
 
-Forward: the input is the image at the last (highest-resolution) branch's size; branch i gets it bilinearly
-resized (align_corners=False) to `H * res_i // res_last` x `W * res_i // res_last` (a copy when equal).
+Forward: the input is the image at the last (highest-resolution) branch's size; branch i gets
+`F.interpolate(x, scale_factor=res_i / res_last, mode="bilinear", align_corners=False)` as the official code
+(output side floor(side * r), sampling positions from r itself, for any input shape), or the input itself
+when r >= 1.
 For each interaction j every branch runs its block range j, then the interaction block j runs its units.
 
 Module tree (names a parameter counter can rely on):
@@ -10,9 +12,8 @@ Module tree (names a parameter counter can rely on):
 * detection: `branch_merge` (`BranchMerge`) and `pyramid` (`SimpleFeaturePyramid`);
 * classification: `head` (`ClassificationHead`).
 
-Deviations from the official code: resizing uses an integer target size instead of `scale_factor`
-(identical for the released resolutions); see also the module docstrings of `_branch.py`, `_interaction.py`,
-`_merge.py` and `_pretrained.py`.
+Deviations from the official code: see the module docstrings of `_branch.py`, `_interaction.py`, `_merge.py`
+and `_pretrained.py`.
 """
 
 from __future__ import annotations
@@ -66,13 +67,12 @@ class _PIIPTrunk(nn.Module):
         return {f"branches.{i}.{n}" for i, b in enumerate(self.branches) for n in b.no_weight_decay()}
 
     def _branch_images(self, x: torch.Tensor) -> list[torch.Tensor]:
-        H, W = x.shape[-2:]
         last = self.resolutions[-1]
         images = []
         for res in self.resolutions:
-            size = (H * res // last, W * res // last)
-            images.append(x if size == (H, W) else
-                          F.interpolate(x, size=size, mode="bilinear", align_corners=False))
+            r = res / last
+            images.append(x if r >= 1 else
+                          F.interpolate(x, scale_factor=r, mode="bilinear", align_corners=False))
         return images
 
     def _run(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[Grid]]:

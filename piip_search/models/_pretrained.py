@@ -6,11 +6,12 @@ Sources: a local checkpoint (`.pth`/`.pt`/`.bin`/`.safetensors`; the state dict 
 MAE / BEiT-style split q/v biases, DINOv2 and the official InternViT module are mapped onto the branch.
 
 At load time (§1.5): a patch kernel that is not 16x16 is resized by bicubic interpolation of the kernel;
-the checkpoint's position grid (prefix tokens detected from its length) is resampled bicubically to the branch
-grid; an InternViT-type branch takes the checkpoint's cls slot into its unused slot 0. Missing LayerScale
-gammas (DeiT-I) keep their init; the head, final norm, dist/mask/register tokens are ignored. Checkpoint
-blocks beyond the branch depth are ignored with a warning. Every other branch parameter must be present with
-the right shape, or a `ConfigError` names the parameter, the expected and the found shape.
+the checkpoint's position grid (prefix tokens detected from its length) is resampled bicubically to the
+branch's stored grid (the pretrain grid for detection); an InternViT-type branch takes the checkpoint's cls
+slot into its unused slot 0. Missing LayerScale gammas (DeiT-I) keep their init; the head, final norm,
+dist/mask/register tokens are ignored. Checkpoint blocks beyond the branch depth are ignored with a warning.
+Every other branch parameter must be present with the right shape, or a `ConfigError` names the parameter,
+the expected and the found shape.
 
 Deviation: checkpoints are read with `torch.load(weights_only=True)`; a pickle that needs arbitrary objects is
 refused with a hint to re-save its state dict.
@@ -151,7 +152,7 @@ def _convert_pos_embed(v: torch.Tensor, branch: PIIPBranch, where: str) -> torch
     except ValueError as e:
         raise ConfigError(f"{where}: {e}") from None
     old = math.isqrt(v.shape[1] - n_prefix)
-    grid = resample_abs_pos_embed(v[:, n_prefix:].float(), new_size=[branch.grid, branch.grid],
+    grid = resample_abs_pos_embed(v[:, n_prefix:].float(), new_size=[branch.pos_grid, branch.pos_grid],
                                   old_size=[old, old], num_prefix_tokens=0, interpolation="bicubic",
                                   antialias=False)
     if branch.num_pos_prefix:

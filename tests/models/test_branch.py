@@ -134,26 +134,28 @@ def _branch_cfg(**kw):
 
 def test_branch_structure_deit_and_internvit():
     deit = create_branch(_branch_cfg(window_size=4, global_blocks=[3]), task="detection")
-    assert deit.pos_embed.shape == (1, 36, 64) and deit.cls_token is None
+    assert deit.pos_embed.shape == (1, 196, 64) and deit.cls_token is None  # pretrain grid 224 // 16
     assert [b.attn.window_size for b in deit.blocks] == [4, 4, 4, None]
     assert [b.drop_path1.drop_prob for b in deit.blocks] == [0.2] * 4  # constant
-    assert not deit.blocks[0].attn.pad_before_qkv
+    assert deit.blocks[0].attn.pad_before_qkv  # the official flash path
 
-    intern = create_branch(_branch_cfg(family="internvit"), task="detection")
-    assert intern.pos_embed.shape == (1, 37, 64)  # unused cls slot
+    intern = create_branch(_branch_cfg(family="internvit", pretrain_img_size=518, pretrain_patch_size=14),
+                           task="detection")
+    assert intern.pos_embed.shape == (1, 32 * 32 + 1, 64)  # DINOv2 grid + unused cls slot
     assert isinstance(intern.blocks[0].drop_path1, nn.Identity)  # linear schedule starts at 0
     assert intern.blocks[3].drop_path1.drop_prob == pytest.approx(0.2)
 
     cls = create_branch(_branch_cfg(family="internvit"), task="classification")
     assert cls.cls_token.shape == (1, 1, 64)
+    assert cls.pos_embed.shape == (1, 37, 64)  # classification: the branch grid
     assert [b.drop_path1.drop_prob for b in cls.blocks] == [0.2] * 4  # classification: constant
     n_params = sum(p.numel() for p in deit.parameters())
-    assert n_params == 4 * (12 * 64 * 64 + 15 * 64) + (3 * 256 + 1) * 64 + 36 * 64
+    assert n_params == 4 * (12 * 64 * 64 + 15 * 64) + (3 * 256 + 1) * 64 + 196 * 64
 
 
 def test_branch_pos_embed_resampled_for_other_grids():
-    branch = create_branch(_branch_cfg(), task="detection").eval()
+    branch = create_branch(_branch_cfg(pretrain_img_size=96), task="detection").eval()
     out = branch(torch.randn(1, 3, 128, 80))
     assert out.shape == (1, 8 * 5, 64)
-    assert branch.pos_embed_for((6, 6)).data_ptr() == branch.pos_embed.data_ptr()  # own grid: no resampling
+    assert branch.pos_embed_for((6, 6)).data_ptr() == branch.pos_embed.data_ptr()  # stored grid: no resampling
     assert branch.pos_embed_for((8, 5)).shape == (1, 40, 64)

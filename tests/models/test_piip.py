@@ -83,8 +83,9 @@ def test_parameter_count_of_published_tsb_detection_model():
         model = build_piip(load_config("piip-tsb-1120-896-448"))
     parts = {k: sum(p.numel() for n, p in model.named_parameters() if n.startswith(k))
              for k in ("branches", "interactions", "branch_merge", "pyramid")}
-    # README-convention branches (pos-embed at the real grid) and interactions, §6.4
-    assert parts["branches"] == 86_265_600 + 22_802_304 + 6_431_424
+    # README-convention branches (pos-embed at the real grid, §6.4) less the pos-embed beyond the 14x14
+    # pretrain grid the official module stores (§6.5)
+    assert parts["branches"] == 86_265_600 + 22_802_304 + 6_431_424 - (588 * 768 + 2940 * 384 + 4704 * 192)
     assert parts["interactions"] == 29_722_176
     assert parts["branch_merge"] == 9 * 768 * (768 + 384 + 192) + 3 * 9 * 768 * 768 + 3 * 4 * 768 + 3
     assert parts["pyramid"] == 3 * (4 * 768 * 768 + 768) + 2 * 768

@@ -48,7 +48,8 @@ def test_timm_checkpoint_is_resized_and_loaded(tmp_path, patch_size):
     assert bsd["patch_embed.proj.weight"].shape == (64, 3, 16, 16)
     torch.testing.assert_close(bsd["patch_embed.proj.weight"], want_kernel)
     old = 56 // patch_size
-    torch.testing.assert_close(bsd["pos_embed"], _expected_pos(sd["pos_embed"], 1, old, 4))
+    # detection: stored at the pretrain grid 224 // 16 = 14 (resampled to the input's grid in forward)
+    torch.testing.assert_close(bsd["pos_embed"], _expected_pos(sd["pos_embed"], 1, old, 14))
     block_keys = [k for k in bsd if k.startswith("blocks.")]
     assert len(block_keys) == 2 * 14  # norm1 (2), qkv (2), proj (2), ls1, norm2 (2), fc1 (2), fc2 (2), ls2
     for k in block_keys:
@@ -63,7 +64,7 @@ def test_deit_key_names_safetensors_and_internvit_cls_slot(tmp_path):
     save_file({k: v.contiguous() for k, v in deit.items()}, str(path))
     branch = build_piip(_cfg(path, family="internvit")).branches[0]
     assert branch.blocks[0].ls1.gamma.detach().eq(0.5).all()
-    assert branch.pos_embed.shape == (1, 17, 64)
+    assert branch.pos_embed.shape == (1, 197, 64)
     assert torch.equal(branch.pos_embed[:, :1].detach(), sd["pos_embed"][:, :1])
 
 

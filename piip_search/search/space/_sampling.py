@@ -7,7 +7,7 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from piip_search.config import PRESET_ORDER, PRESETS, PIIPConfig
+from piip_search.config import DEFAULT_DROP_PATH, PRESET_ORDER, PRESETS, PIIPConfig
 from piip_search.errors import ConfigError, SearchSpaceError
 from piip_search.search.space._state import SpaceState
 from piip_search.search.space._values import (
@@ -33,6 +33,7 @@ class SpaceSampling(SpaceState):
             b: dict[str, Any] = dict(fb)
             if mo.preset is not None:
                 b["model"] = mo.preset
+                b.setdefault("drop_path_rate", DEFAULT_DROP_PATH[mo.preset])  # as the published configs
             else:
                 b.update(embed_dim=mo.embed_dim, depth=mo.depth, num_heads=self._heads_of(mo.embed_dim))
             b["resolution"] = res
