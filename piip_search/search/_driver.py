@@ -298,14 +298,18 @@ class SearchDriver:
 
     # ---- many trials --------------------------------------------------------------------------------------
     def run(self, n_trials: int, *, progress: bool = True) -> list[TrialOutcome]:
+        from piip_search.report import ReportHook
         from piip_search.search._progress import SearchProgress
 
         outcomes: list[TrialOutcome] = []
+        report = ReportHook(self.study, self.study_path / "report.html")  # rewritten after finished trials
         with SearchProgress(self, n_trials, enabled=progress) as bar:
             for _ in range(n_trials):
                 out = self.run_one()
                 outcomes.append(out)
                 bar.update(out)
+                report()
+        report(force=True)
         return outcomes
 
 
