@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
 
 __all__ = ["attach_report_plots", "metric_names", "set_study_metric_names"]
@@ -19,7 +21,9 @@ def set_study_metric_names(study: optuna.Study) -> list[str]:
     Idempotent; call at study creation, and on old studies before serving them."""
     names = metric_names(study)
     if study.metric_names != names:
-        study.set_metric_names(names)
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
     return names
 
 

@@ -210,7 +210,12 @@ def _importances(study: optuna.Study, recs: list[Any]) -> tuple[dict[str, dict[s
     for label, idx in targets.items():
         scores: dict[str, float | None] = dict.fromkeys(searched)
         if len(trials) >= 4:
-            sub = optuna.create_study(directions=study.directions)
+            level = optuna.logging.get_verbosity()
+            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per report
+            try:
+                sub = optuna.create_study(directions=study.directions)
+            finally:
+                optuna.logging.set_verbosity(level)
             sub.add_trials(trials)
             direction = study.directions[idx].name.lower()
             sign = -1.0 if direction == "maximize" else 1.0  # PED-ANOVA explains the low target values
