@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from piip_search.search._pareto import hypervolume, pareto_mask
+from piip_search.search._pareto import hypervolume
 from piip_search.search._results import branches_label, interactions_label, pareto_front, records
 
 __all__ = ["KINDS", "PUBLISHED_DETECTION", "ReportData", "report_data", "status_kind"]
@@ -119,17 +119,21 @@ def _iters(metrics: dict[str, Any], ua: dict[str, Any]) -> float | None:
 
 
 class _HVTracker:
-    """Hypervolume of the running front; recomputed only when a new point is not dominated."""
+    """Hypervolume of the running front, updated per point: a dominated point changes nothing, a new front point
+    drops the points it dominates (O(front) per point instead of re-sorting the whole history)."""
 
     def __init__(self, ref: list[float], directions: list[str]) -> None:
-        self.ref, self.directions, self.pts, self.hv = ref, directions, np.empty((0, len(ref))), 0.0
+        self.ref, self.directions, self.hv = ref, directions, 0.0
+        self.sign = np.array([1.0 if d == "minimize" else -1.0 for d in directions])  # all minimised
+        self.pts = np.empty((0, len(ref)))
 
     def add(self, values: list[float]) -> float:
-        cand = np.vstack([self.pts, np.asarray(values, dtype=float)])
-        mask = pareto_mask(cand, self.directions)
-        if mask[-1]:
-            self.pts = cand[mask]
-            self.hv = float(hypervolume(self.pts, self.ref, self.directions))
+        p = np.asarray(values, dtype=float) * self.sign
+        if len(self.pts) and np.any(np.all(self.pts <= p, axis=1)):
+            return self.hv  # dominated by (or equal to) a front point
+        keep = ~(np.all(p <= self.pts, axis=1) & np.any(p < self.pts, axis=1))
+        self.pts = np.vstack([self.pts[keep], p])
+        self.hv = float(hypervolume(self.pts * self.sign, self.ref, self.directions))
         return self.hv
 
 
@@ -195,7 +199,7 @@ def _throughput(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 #: importances use at most this many (most recent) ok trials: PED-ANOVA's cost grows with the study
-IMPORTANCE_MAX_TRIALS = 2000
+IMPORTANCE_MAX_TRIALS = 500
 
 
 def _importances(study: optuna.Study, recs: list[Any]) -> tuple[dict[str, dict[str, float | None]], list[str]]:
@@ -207,16 +211,18 @@ def _importances(study: optuna.Study, recs: list[Any]) -> tuple[dict[str, dict[s
     objs = [n for n, _ in (study.user_attrs.get("objectives") or [])] or ["flops", "ap"]
     targets = {"AP": objs.index("ap") if "ap" in objs else 1, "GFLOPs": objs.index("flops") if "flops" in objs else 0}
     out: dict[str, dict[str, float | None]] = {}
+    sub = None
+    if len(trials) >= 4:
+        level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per report
+        try:
+            sub = optuna.create_study(directions=study.directions)
+        finally:
+            optuna.logging.set_verbosity(level)
+        sub.add_trials(trials)
     for label, idx in targets.items():
         scores: dict[str, float | None] = dict.fromkeys(searched)
-        if len(trials) >= 4:
-            level = optuna.logging.get_verbosity()
-            optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per report
-            try:
-                sub = optuna.create_study(directions=study.directions)
-            finally:
-                optuna.logging.set_verbosity(level)
-            sub.add_trials(trials)
+        if sub is not None:
             direction = study.directions[idx].name.lower()
             sign = -1.0 if direction == "maximize" else 1.0  # PED-ANOVA explains the low target values
             evaluator = optuna.importance.PedAnovaImportanceEvaluator()
