@@ -288,7 +288,9 @@ def _best_under_budgets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         budgets = [float(f"{lo + (hi - lo) * q:.3g}") for q in (0.25, 0.5, 1.0)]
     out = []
     for b in budgets:
-        best = max((r for r in ok if r["gflops"] <= b), key=lambda r: r["ap"])
+        best = max((r for r in ok if r["gflops"] <= b), key=lambda r: r["ap"], default=None)
+        if best is None:  # a budget rounded below the cheapest trial
+            continue
         out.append({"budget_gflops": b, "trial": best["trial"], "ap": best["ap"], "gflops": best["gflops"]})
     return out
 

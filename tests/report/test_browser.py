@@ -47,14 +47,14 @@ def test_report_loads_plots_filters_and_screenshots(browser, report, tmp_path):
     browser.get(report.as_uri())
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
-    # every trial with FLOPs is one point of a trial trace (the front's points are drawn twice: dominated/front)
-    n_points = browser.execute_script(
-        "return document.getElementById('front').data.filter(t => t.meta === 'trials' && t.name.indexOf('Pareto')"
-        " !== 0).reduce((n, t) => n + t.x.length, 0)")
-    n_front = browser.execute_script(
-        "return document.getElementById('front').data.find(t => t.name.indexOf('Pareto') === 0).x.length")
-    assert n_front == 3
-    assert n_points + n_front == 10  # all ten trials have FLOPs; failed ones are drawn at AP 0
+    # points drawn in the front plot's SVG: each of the 10 trials once (all have FLOPs; failed ones at AP 0;
+    # the 3 front points on the front line) and the knee star
+    drawn = browser.execute_script("return document.querySelectorAll('#front .scatterlayer .trace .points path')"
+                                   ".length")
+    assert drawn == 10 + 1
+    names = browser.execute_script("return document.getElementById('front').data.map(t => t.name)")
+    assert names == ["dominated (3)", "truncated (1)", "stopped (1)", "infeasible (1)", "failed (1)",
+                     "Pareto front (3)", "knee"]
     for div in ("hv", "progress", "importance", "parcoords", "composition"):
         assert browser.execute_script(f"return document.getElementById('{div}').data.length") > 0
     assert _rows_shown(browser) == 10
