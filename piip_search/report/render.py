@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ def _page(title: str, body: str) -> str:
             f"<style>{_CSS}</style><script>{get_plotlyjs()}</script></head><body>{body}</body></html>")
 
 
+def _write_atomic(path: Path, text: str) -> Path:
+    """Several workers of one study rewrite the same report: each writes a private file and renames it, so a
+    reader never sees half a page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def render_report(d: ReportData, path: str | Path) -> Path:
     from piip_search.report.data import KINDS
 
@@ -110,10 +121,7 @@ def render_report(d: ReportData, path: str | Path) -> Path:
             + "<h2>Trials</h2>" + _FILTERS % options
             + f"<script type='application/json' id='rows'>{_json_rows(d)}</script>"
             + f"<script>{_TABLE_JS % json.dumps(list(_TABLE_COLS))}</script>")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page(d.study, body), encoding="utf-8")
-    return path
+    return _write_atomic(Path(path), _page(d.study, body))
 
 
 def render_compare(studies: list[ReportData], path: str | Path) -> Path:
@@ -126,7 +134,4 @@ def render_compare(studies: list[ReportData], path: str | Path) -> Path:
             f"<th>front</th><th>hypervolume</th><th>reference point</th></tr>{rows}</table>"
             "<p>Hypervolumes compare only where the reference points agree.</p>"
             + _plot("front", fr) + _plot("hv", hv))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page("comparison", body), encoding="utf-8")
-    return path
+    return _write_atomic(Path(path), _page("comparison", body))
