@@ -3,7 +3,8 @@
     python benchmarks/bench_report.py [--sizes 100,1000,5000] [--out report.json]
 
 Goal: < 2 s and < 10 MB at 5,000 trials. Trials carry the user attrs _driver.py writes, with a COCO-like status
-mix (80% ok, 8% stopped, 5% infeasible, 4% failed, 3% truncated). Time = report_data + render_report, median of 3, wall and CPU.
+mix (80% ok, 8% stopped, 5% infeasible, 4% failed, 3% truncated).
+Time = report_data + render_report, median of 3, wall and CPU.
 """
 
 from __future__ import annotations
