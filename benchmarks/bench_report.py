@@ -83,7 +83,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['trials']:6d} trials  {r['seconds_median']:.2f} s wall  {r['cpu_seconds_median']:.2f} s CPU  "
               f"{r['mb']:.2f} MB")
-    Path(args.out).write_text(json.dumps(rows, indent=2))
+    out = Path(args.out)
+    out = out if out.parent != Path(".") else Path(__file__).parent / "results" / out  # bare name: results/
+    out.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
