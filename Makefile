@@ -23,8 +23,10 @@ demo: setup
 	$(VENV)/bin/piip-search describe tiny-piip-3branch
 	$(VENV)/bin/piip-search flops piip-tsb-1120-896-448
 
-# The PostgreSQL server of the multi-worker storage test is installed/started by scripts/start-postgres.sh.
+# The PostgreSQL server of the multi-worker storage test is installed/started by scripts/start-postgres.sh;
+# the report's browser tests use Debian's chromium, installed by scripts/install-chromium.sh.
 test: setup
+	scripts/install-chromium.sh
 	PIIP_SEARCH_PG_URL=$$(scripts/start-postgres.sh) $(PY) -m pytest -q -m "not slow and not gpu" --timeout=900
 
 test-slow: setup

@@ -140,7 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     study, outcomes = run_search(
         space, name=name, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
         total=args.total, sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue,
-        resume=args.resume, device=args.device, backend=args.backend)
+        resume=args.resume, device=args.device, backend=args.backend, trial_hook=_report_hook)
     _print_front(pareto_front(study), title=f"study {name}: {len(outcomes)} trials run now")
     if _all_failed(outcomes):
         return EXIT_INTERNAL
@@ -153,9 +153,16 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     from piip_search.search import run_worker
 
     outcomes = run_worker(args.study, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
-                          total=args.total, device=args.device, evaluator=args.evaluator)
+                          total=args.total, device=args.device, evaluator=args.evaluator, trial_hook=_report_hook)
     print(f"worker finished {len(outcomes)} trials of study {args.study}", file=sys.stderr)
     return EXIT_INTERNAL if _all_failed(outcomes) else EXIT_OK
+
+
+def _report_hook(study: Any, study_path: Any) -> Any:
+    """`trials/<study>/report.html`, rewritten after finished trials while a search runs."""
+    from piip_search.report import ReportHook
+
+    return ReportHook(study, study_path / "report.html")
 
 
 def _all_failed(outcomes: list[Any]) -> bool:
@@ -239,12 +246,24 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from piip_search.export import render_report, report_info
+    from piip_search.report import render_compare, report_data, set_study_metric_names, write_pngs
+    from piip_search.report.render import render_report
     from piip_search.search import attach_study
 
-    study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
-    out = args.out or str(Path(args.trials_dir) / args.study / "report.html")
-    print(render_report(report_info(study), out))
+    names = [args.study, *args.others]
+    data = []
+    for name in names:
+        study, _ = attach_study(name, storage_url=args.storage, trials_dir=args.trials_dir)
+        set_study_metric_names(study)
+        data.append(report_data(study, importances=len(names) == 1))
+    if len(data) > 1:
+        print(render_compare(data, args.out or "compare.html"))
+    else:
+        print(render_report(data[0], args.out or str(Path(args.trials_dir) / args.study / "report.html")))
+    if args.png:
+        for d in data:
+            for p in write_pngs(d, Path(args.png) / d.study if len(data) > 1 else args.png):
+                print(p)
     return EXIT_OK
 
 
@@ -258,9 +277,13 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
         from optuna_dashboard import run_server
     except ImportError:
         raise PiipSearchError("dashboard needs optuna-dashboard: pip install 'piip-search[dashboard]'") from None
-    print(f"optuna-dashboard for study {args.study} on http://127.0.0.1:{args.port}/ (Ctrl-C to stop)",
+    from piip_search.report import attach_report_plots, set_study_metric_names
+
+    set_study_metric_names(study)
+    attach_report_plots(study)  # a snapshot; `report` or a restart refreshes it
+    print(f"optuna-dashboard for study {args.study} on http://{args.host}:{args.port}/ (Ctrl-C to stop)",
           file=sys.stderr)
-    run_server(study._storage, host="127.0.0.1", port=args.port)
+    run_server(study._storage, host=args.host, port=args.port)
     return EXIT_OK
 
 
@@ -372,15 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--storage", default=None)
     sp.add_argument("--trials-dir", default="trials")
 
-    sp = cmd("report", _cmd_report, "write a static HTML report of a study")
+    sp = cmd("report", _cmd_report, "write a self-contained HTML report of a study (several: a comparison)")
     sp.add_argument("study", metavar="STUDY")
-    sp.add_argument("--out", default=None)
+    sp.add_argument("others", metavar="STUDY", nargs="*", help="more studies: overlay their fronts and hypervolume")
+    sp.add_argument("--out", default=None, help="HTML file (default: trials/<study>/report.html, compare.html)")
+    sp.add_argument("--png", default=None, metavar="DIR", help="also write front.png and hypervolume.png there")
     sp.add_argument("--storage", default=None)
     sp.add_argument("--trials-dir", default="trials")
 
     sp = cmd("dashboard", _cmd_dashboard, "serve optuna-dashboard for a study on 127.0.0.1")
     sp.add_argument("study", metavar="STUDY")
     sp.add_argument("--port", type=int, default=8080)
+    sp.add_argument("--host", default="127.0.0.1")
     sp.add_argument("--storage", default=None)
     sp.add_argument("--trials-dir", default="trials")
     return p

@@ -1,9 +1,7 @@
-"""Exports of chosen configs (YAML, official PIIP mmdet format) and the HTML report."""
+"""Exports of chosen configs (YAML, official PIIP mmdet format). The HTML report lives in piip_search.report."""
 
 from piip_search.export._export import EXPORTERS, export_study
 from piip_search.export._mmdet import mmdet_unsupported, to_mmdet_config
-from piip_search.export._report import ReportInfo, render_report, report_info
 from piip_search.export._yaml import trial_config
 
-__all__ = ["EXPORTERS", "ReportInfo", "export_study", "mmdet_unsupported", "render_report", "report_info",
-           "to_mmdet_config", "trial_config"]
+__all__ = ["EXPORTERS", "export_study", "mmdet_unsupported", "to_mmdet_config", "trial_config"]

@@ -55,6 +55,8 @@ SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
 DEFAULT_SAMPLER = "auto"
 
 A_STATUS = R.STATUS  # kept for the Ray backend
+#: Builds, for a study and its folder, what to call after each finished trial (the CLI rewrites the report).
+TrialHook = Callable[[optuna.Study, Path], Callable[..., Any]]
 
 
 def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT) -> optuna.samplers.BaseSampler:
@@ -296,9 +298,11 @@ class SearchDriver:
         return TrialOutcome(trial.number, status, values, clean)
 
     # ---- many trials --------------------------------------------------------------------------------------
-    def run(self, n_trials: int | None = None, *, total: int | None = None, progress: bool = True
-            ) -> list[TrialOutcome]:
-        """Run `n_trials` more trials, or until the study holds `total` trials (all workers together)."""
+    def run(self, n_trials: int | None = None, *, total: int | None = None, progress: bool = True,
+            after_trial: Callable[..., Any] | None = None) -> list[TrialOutcome]:
+        """Run `n_trials` more trials, or until the study holds `total` trials (all workers together).
+        `after_trial()` is called after each finished trial and `after_trial(force=True)` at the end (the
+        CLI's report rewrite)."""
         from piip_search.search._progress import SearchProgress, search_log
 
         outcomes: list[TrialOutcome] = []
@@ -316,6 +320,10 @@ class SearchDriver:
                 out = self.run_one()
                 outcomes.append(out)
                 bar.update(out)
+                if after_trial is not None:
+                    after_trial()
+        if after_trial is not None:
+            after_trial(force=True)
         return outcomes
 
 
@@ -437,11 +445,13 @@ def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials
     return study
 
 
-def set_metric_names(study: optuna.Study) -> None:
-    """Objective names the dashboard shows ("GFLOPs", "AP") instead of "0" and "1"."""
+def set_metric_names(study: optuna.Study, names: list[str] | None = None) -> None:
+    """Objective names the dashboard shows ("GFLOPs", "AP") instead of "0" and "1"; idempotent."""
     label = {"flops": "GFLOPs", "params": "params (M)", "ap": "AP"}
-    names = [label.get(n, n) for n, _ in study_objectives_of(study)]
+    names = names or [label.get(n, n) for n, _ in study_objectives_of(study)]
     try:
+        if study.metric_names == names:
+            return
         with warnings.catch_warnings():  # experimental in Optuna; what the dashboard reads
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
@@ -514,8 +524,8 @@ def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str 
                trials_dir: str | Path = "trials", n_trials: int | None = None, total: int | None = None,
                sampler: str | None = None, seed: int | None = 0, evaluator: str | None = None,
                enqueue: list[str] | None = None, resume: bool = False, device: str | None = None,
-               progress: bool = True, backend: str = "optuna", max_concurrent: int | None = None
-               ) -> tuple[optuna.Study, list]:
+               progress: bool = True, backend: str = "optuna", max_concurrent: int | None = None,
+               trial_hook: TrialHook | None = None) -> tuple[optuna.Study, list]:
     """The `piip-search run` entry point as a function."""
     _check_counts(n_trials, total)
     if backend not in ("optuna", "ray"):
@@ -541,20 +551,23 @@ def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str 
         url = storage_url or default_storage_url(trials_dir, name)
         return study, run_with_ray(driver, n, storage_url=url, trials_dir=trials_dir, evaluator_spec=spec,
                                    max_concurrent=max_concurrent, progress=progress)
-    return study, driver.run(n_trials, total=total, progress=progress)
+    after = trial_hook(study, sdir) if trial_hook is not None else None
+    return study, driver.run(n_trials, total=total, progress=progress, after_trial=after)
 
 
 def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials", n_trials: int | None = None,
                total: int | None = None, device: str | None = None, evaluator: str | None = None,
-               progress: bool = True) -> list:
+               progress: bool = True, trial_hook: TrialHook | None = None) -> list:
     """`piip-search worker`: one more process on a running study (same space, evaluator, budgets, front)."""
     _check_counts(n_trials, total)
     study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
     spec = _check_evaluator(study, evaluator)
     fn = resolve_evaluator(spec)
     check_dataset(space, spec)
-    driver = SearchDriver(study, space, study_path=study_dir(trials_dir, name), evaluator=fn, device=device)
+    sdir = study_dir(trials_dir, name)
+    driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
     driver.recover_stale_trials()
     if n_trials is None and total is None:
         n_trials = int(space.trials or 20)
-    return driver.run(n_trials, total=total, progress=progress)
+    after = trial_hook(study, sdir) if trial_hook is not None else None
+    return driver.run(n_trials, total=total, progress=progress, after_trial=after)

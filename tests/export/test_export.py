@@ -9,7 +9,8 @@ import yaml
 
 from piip_search.cli import main
 from piip_search.config import PIIPConfig, load_config
-from piip_search.export import EXPORTERS, mmdet_unsupported, report_info, to_mmdet_config
+from piip_search.export import EXPORTERS, mmdet_unsupported, to_mmdet_config
+from piip_search.report import report_data
 from piip_search.search._driver import attach_study, run_search
 from tests.search.test_driver import space_of
 
@@ -110,10 +111,10 @@ def test_mmdet_refuses_what_the_official_code_cannot_express():
 
 def test_report_info_and_html(study_dir, tmp_path, capsys):
     study, _ = attach_study("ex", storage_url=None, trials_dir=study_dir)
-    info = report_info(study)
-    assert len(info.trials) == 10 and info.front.points
-    hv = [h for _, h in info.hv_history]
-    assert hv == sorted(hv) and hv[-1] == pytest.approx(info.front.hypervolume)
+    info = report_data(study, importances=False)
+    assert len(info.rows) == 10 and info.front
+    hv = [h for _, h in info.hv_by_trial]
+    assert hv == sorted(hv) and hv[-1] == pytest.approx(info.header["hypervolume"])
     code, out, err = _run(capsys, "report", "ex", "--out", str(tmp_path / "r.html"), "--trials-dir", str(study_dir))
     assert code == 0, err
     text = (tmp_path / "r.html").read_text()
