@@ -129,7 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     study, outcomes = run_search(
         space, name=name, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
         sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue, resume=args.resume,
-        device=args.device, backend=args.backend)
+        device=args.device, backend=args.backend, max_concurrent=args.max_concurrent)
     _print_front(pareto_front(study), title=f"study {name}: {len(outcomes)} trials run now")
     print(f"next: piip-search pareto {name} | piip-search export {name} --select knee --out {name}-knee.yaml"
           + ("" if args.trials_dir == "trials" else f" --trials-dir {args.trials_dir}"), file=sys.stderr)
@@ -294,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--trials", type=int, default=None, help="number of trials to run now")
     sp.add_argument("--sampler", default=None, choices=["auto", "nsga2", "tpe", "gp", "random"])
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
+    sp.add_argument("--backend", default="optuna", choices=["optuna", "ray", "ray-tune"],
+                    help="optuna: local loop; ray: Ray tasks; ray-tune: a Ray Tune experiment (see README)")
+    sp.add_argument("--max-concurrent", type=int, default=None,
+                    help="ray/ray-tune: trials at once (default: what the cluster's CPUs/GPUs allow)")
     sp.add_argument("--evaluator", default=None, help="builtin:proxy | builtin:flops-only | package.module:function")
     sp.add_argument("--enqueue", action="append", default=[], metavar="CONFIG",
                     help="seed the study with a known config (repeatable)")

@@ -429,8 +429,15 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
         enqueue_configs(study, space, enqueue)
     sdir = study_dir(trials_dir, name)
     driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
-    driver.recover_stale_trials()
     n = n_trials if n_trials is not None else int(getattr(space, "trials", None) or 20)
+    if backend == "ray-tune":  # Tune restores and retries its own trials (FailureConfig, Tuner.restore)
+        from piip_search.search._tune import run_with_tune
+
+        return study, run_with_tune(driver, n, storage_url=storage_url or default_storage_url(trials_dir, name),
+                                    trials_dir=trials_dir, resume=resume, max_concurrent=max_concurrent,
+                                    evaluator_spec=evaluator or getattr(space, "evaluator", None) or "builtin:proxy",
+                                    progress=progress)
+    driver.recover_stale_trials()
     if backend == "ray":
         from piip_search.search._ray import run_with_ray
 
@@ -439,7 +446,7 @@ def run_search(space: Any, *, name: str | None = None, storage_url: str | None =
                                    evaluator_spec=evaluator or getattr(space, "evaluator", None) or "builtin:proxy",
                                    max_concurrent=max_concurrent, progress=progress)
     if backend != "optuna":
-        raise SearchSpaceError(f"--backend: must be optuna or ray, got {backend!r}")
+        raise SearchSpaceError(f"--backend: must be optuna, ray or ray-tune, got {backend!r}")
     return study, driver.run(n, progress=progress)
 
 

@@ -49,3 +49,25 @@ def with_pid(cfg, ctx):
     import os
 
     return {**evaluate(cfg, ctx), "pid": os.getpid()}
+
+
+def sleeping(cfg, ctx):
+    """Sleeps PIIP_SLEEP_S seconds (default 2) then returns the known AP: a stand-in for training time."""
+    import os
+    import time
+
+    time.sleep(float(os.environ.get("PIIP_SLEEP_S", "2")))
+    return evaluate(cfg, ctx)
+
+
+def dies_once(cfg, ctx):
+    """Kills its own process (the Tune actor) on the first attempt at a trial; the retry succeeds."""
+    import os
+    import signal
+
+    attempts = ctx.trial_dir / "attempts"
+    n = len(attempts.read_text()) if attempts.exists() else 0
+    attempts.write_text("x" * (n + 1))
+    if n == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return evaluate(cfg, ctx)
