@@ -151,6 +151,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     info = status_summary(study)
+    tune_runs = _tune_runs(study, args)
+    if tune_runs:
+        info["tune"] = tune_runs
     if args.json:
         print_json(info)
         return EXIT_OK
@@ -167,7 +170,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("reference point", str(info["reference_point"]))
     t.add_row("best AP on front", "-" if info["best_ap"] is None else f"{info['best_ap']:.4f}")
     _console().print(t)
+    for run in tune_runs:
+        _console().print(_tune_table(run))
     return EXIT_OK
+
+
+def _tune_runs(study, args: argparse.Namespace) -> list:
+    """Tune experiments of a `--backend ray-tune` study (none without Ray installed or such a run)."""
+    if not any(k.startswith("tune:") for k in study.user_attrs):
+        return []
+    from piip_search.search._storage import study_dir
+    from piip_search.search._tune import tune_status
+
+    return tune_status(study, study_dir(args.trials_dir, args.study))
+
+
+def _tune_table(run: dict):
+    from rich.table import Table
+
+    t = Table(title=f"Tune experiment {run['experiment']}: {run['suggested']}/{run['target']} trials suggested",
+              caption=f"experiment folder {run['path']}")
+    for col in ("trial", "Tune trial", "state", "failures"):
+        t.add_column(col)
+    t.add_column("log folder", overflow="fold")
+    for r in run["trials"]:
+        t.add_row(str(r["trial"]), r["tune_trial"], r["state"], str(r["failures"]), r["log_dir"])
+    return t
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:

@@ -39,6 +39,7 @@ __all__ = ["PiipSearcher", "run_with_tune", "tune_status"]
 TUNE_DIR = "tune"
 ATTR_PREFIX = "tune:"
 ATTR_CURRENT = "tune:current"  # the study's latest Tune experiment name
+DEFAULT_MAX_RETRIES = 2  # the local workers' re-queue limit of a trial whose worker died
 
 
 def _import_tune():
@@ -161,7 +162,11 @@ class PiipSearcher(_searcher_base()):
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._live = {k: tuple(v) for k, v in state["live"].items()}
-        self._ledger()
+        # suggested after Tune's last experiment checkpoint, so unknown to the restored experiment: offered again
+        known = {number for number, _ in self._live.values()}
+        trials = self.driver.study.get_trials(deepcopy=False)
+        self._orphans = [n for n in self._ledger()["suggested"]
+                         if n not in known and trials[n].state == TrialState.RUNNING]
 
     @property
     def driver(self) -> Any:
@@ -194,6 +199,9 @@ class PiipSearcher(_searcher_base()):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         from piip_search.search._driver import TrialOutcome
 
+        if getattr(self, "_orphans", None):
+            frozen = self.driver.study.trials[self._orphans.pop(0)]
+            return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)
         while len(self._ledger()["suggested"]) < self.n_trials:
             prep = self.driver.prepare()
             if isinstance(prep, TrialOutcome):  # invalid, infeasible or duplicate: decided here, nothing to train
@@ -201,13 +209,19 @@ class PiipSearcher(_searcher_base()):
                 self._done(prep)
                 continue
             trial, cfg, tdir, flops, params = prep
-            trial.set_user_attr("tune_trial", f"{self.experiment}/{trial_id}")
             self._record_suggestion(trial.number)
-            self._live[trial_id] = (trial.number, trial._trial_id)
-            return {"piip_spec": self.spec, "trial_number": trial.number, "gflops": flops / 1e9,
-                    "piip_trial": {"trial_id": trial._trial_id, "number": trial.number, "config": cfg.to_dict(),
-                                   "tdir": str(Path(tdir).resolve()), "flops": int(flops), "params": int(params)}}
+            return self._offer(trial_id, trial, {"config": cfg.to_dict(), "flops": flops, "params": params,
+                                                 "tdir": str(Path(tdir).resolve())})
         return self.FINISHED
+
+    def _offer(self, trial_id: str, trial: optuna.Trial, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The Tune trial config of a prepared study trial (`attrs`: its config, flops and params)."""
+        trial.set_user_attr("tune_trial", f"{self.experiment}/{trial_id}")
+        self._live[trial_id] = (trial.number, trial._trial_id)
+        tdir = attrs.get("tdir") or str(Path(self.spec["study_dir"]) / f"trial_{trial.number:05d}")
+        return {"piip_spec": self.spec, "trial_number": trial.number, "gflops": attrs["flops"] / 1e9,
+                "piip_trial": {"trial_id": trial._trial_id, "number": trial.number, "config": attrs["config"],
+                               "tdir": str(tdir), "flops": int(attrs["flops"]), "params": int(attrs["params"])}}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         from piip_search.search._driver import A_STATUS, TrialOutcome
@@ -277,6 +291,7 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
     restore_name = _experiment_to_continue(study, root, resume)
     with SearchProgress(driver, n_trials, enabled=progress) as bar:
         if restore_name is not None:
+            _reseed(study)
             key = (study.study_name, restore_name)
             _RESTORING[key] = (driver, bar)
             try:
@@ -296,12 +311,44 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
                                             reuse_actors=False),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(root), verbose=0,
-                    failure_config=tune.FailureConfig(max_failures=int(getattr(space, "max_retries", 1) or 0))))
+                    failure_config=tune.FailureConfig(max_failures=retry_limit(space))))
         tuner.fit()
     return searcher.outcomes
+
+
+def _reseed(study: optuna.Study) -> None:
+    """A restored run must not replay its sampler's seeded draws: the configs still running in restored Tune
+    trials would be proposed again, and the duplicate check sees only finished trials. Seeded by the study's
+    size, so a restore is as reproducible as the run it continues."""
+    from piip_search.search._driver import DEFAULT_SAMPLER, make_sampler
+
+    study.sampler = make_sampler(study.user_attrs.get("sampler", DEFAULT_SAMPLER), len(study.trials))
+
+
+def retry_limit(space: Any) -> int:
+    """Restarts of a trial whose actor died: the study's retry limit (`max_retries`, as for local workers)."""
+    return int(getattr(space, "max_retries", DEFAULT_MAX_RETRIES))
 
 
 def _slots(cluster: dict[str, float], res: dict[str, float]) -> int:
     if res["gpu"]:
         return max(1, int(cluster.get("GPU", 0) / res["gpu"]))
     return max(1, int(cluster.get("CPU", 1) / max(res["cpu"], 1e-9)))
+
+
+def tune_status(study: optuna.Study, study_path: str | Path) -> list[dict[str, Any]]:
+    """The study's Tune experiments: each Tune trial's state, failures, study trial number and log folder."""
+    from ray.tune import ExperimentAnalysis
+
+    out = []
+    for key in sorted(k for k in study.user_attrs if k.startswith(ATTR_PREFIX) and k != ATTR_CURRENT):
+        name, led = key[len(ATTR_PREFIX):], study.user_attrs[key]
+        path = Path(study_path) / TUNE_DIR / name
+        trials = []
+        if path.is_dir():
+            for t in ExperimentAnalysis(str(path)).trials:
+                trials.append({"tune_trial": t.trial_id, "trial": t.config.get("trial_number"), "state": t.status,
+                               "failures": t.num_failures, "log_dir": t.path})
+        out.append({"experiment": name, "path": str(path), "target": led.get("target"),
+                    "suggested": len(led.get("suggested", [])), "trials": trials})
+    return out

@@ -52,11 +52,11 @@ def with_pid(cfg, ctx):
 
 
 def sleeping(cfg, ctx):
-    """Sleeps PIIP_SLEEP_S seconds (default 2) then returns the known AP: a stand-in for training time."""
-    import os
+    """Sleeps the space's `proxy: {sleep_s: ...}` seconds (default 2), then returns the known AP: a stand-in for
+    training time that costs no CPU."""
     import time
 
-    time.sleep(float(os.environ.get("PIIP_SLEEP_S", "2")))
+    time.sleep(float(ctx.proxy.get("sleep_s", 2)))
     return evaluate(cfg, ctx)
 
 
@@ -71,3 +71,14 @@ def dies_once(cfg, ctx):
     if n == 0:
         os.kill(os.getpid(), signal.SIGKILL)
     return evaluate(cfg, ctx)
+
+
+def sleeping_logged(cfg, ctx):
+    """`sleeping`, appending `start`/`end` to the trial folder's evals.log: shows what ran how often."""
+    log = ctx.trial_dir / "evals.log"
+    with log.open("a") as f:
+        f.write("start\n")
+    out = sleeping(cfg, ctx)
+    with log.open("a") as f:
+        f.write("end\n")
+    return out
