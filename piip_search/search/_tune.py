@@ -39,6 +39,9 @@ __all__ = ["PiipSearcher", "run_with_tune", "tune_status"]
 TUNE_DIR = "tune"
 ATTR_PREFIX = "tune:"
 ATTR_CURRENT = "tune:current"  # the study's latest Tune experiment name
+# one actor runs many trials, as a local worker process does: a fresh actor per trial (Tune's default, =0) costs
+# a process start-up per trial (benchmarks/bench_tune.py)
+REUSE_ACTORS = os.environ.get("PIIP_SEARCH_TUNE_REUSE_ACTORS", "1") == "1"
 DEFAULT_MAX_RETRIES = 2  # the local workers' re-queue limit of a trial whose worker died
 
 
@@ -267,7 +270,8 @@ def _experiment_to_continue(study: optuna.Study, root: Path, resume: bool) -> st
 
 
 def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: str | Path, evaluator_spec: str,
-                  resume: bool = False, max_concurrent: int | None = None, progress: bool = True) -> list[Any]:
+                  resume: bool = False, max_concurrent: int | None = None, progress: bool = True,
+                  reuse_actors: bool = REUSE_ACTORS) -> list[Any]:
     """Run `n_trials` study trials as a Tune experiment (or continue the unfinished one on `resume`)."""
     tune = _import_tune()
     import ray
@@ -308,7 +312,7 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
                 trainable,
                 tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=slots,
                                             trial_dirname_creator=lambda t: f"trial_{t.config['trial_number']:05d}",
-                                            reuse_actors=False),
+                                            reuse_actors=reuse_actors),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(root), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=retry_limit(space))))

@@ -49,12 +49,20 @@ def _run(tmp_path, name, n, *, slots, evaluator="sleeping", sleep_s=2.0, max_ret
     return study, outs, time.perf_counter() - t0
 
 
+def _span_s(study) -> float:
+    """First ask to last tell: the trials' wall time, without Tune's start-up and shutdown (seconds, fixed)."""
+    span = max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)
+    return span.total_seconds()
+
+
 def test_two_slots_take_about_half_the_time_of_one(ray_cluster, tmp_path):
-    _, outs1, wall1 = _run(tmp_path, "one", 4, slots=1)
-    _, outs2, wall2 = _run(tmp_path, "two", 4, slots=2)
+    study1, outs1, _ = _run(tmp_path, "one", 4, slots=1)
+    study2, outs2, _ = _run(tmp_path, "two", 4, slots=2)
     assert [o.status for o in outs1] == [o.status for o in outs2] == ["ok"] * 4
-    # ideal 0.5; actor start-up and the shared 2-core test machine eat some of it
-    assert wall2 / wall1 < 0.8, (wall1, wall2)
+    span1, span2 = _span_s(study1), _span_s(study2)
+    assert span1 >= 4 * 2.0  # four 2 s evaluations, one at a time
+    # ideal 0.5; a trial actor's start-up (seconds on the shared 2-core test machine) eats some of it
+    assert span2 / span1 < 0.75, (span1, span2)
 
 
 def test_tune_results_equal_the_study_records(ray_cluster, tmp_path):
@@ -140,10 +148,11 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     for t in study.trials:  # a re-proposed config (the resumed sampler is seeded again) is copied, not trained
         if "duplicate_of" in t.user_attrs:
             assert not (study_dir / f"trial_{t.number:05d}" / "evals.log").exists()
-    for number in running:  # cut off by the kill (its actor died with the driver, result untold): Tune restored
-        t = study.trials[number]  # the same Tune trial, which evaluated it again and told the study once
+    for number in running:  # mid-run at the kill: either its actor outlived the driver long enough to tell the
+        t = study.trials[number]  # study (the restored Tune trial then trains nothing), or Tune's restored trial
+        lines = (study_dir / f"trial_{number:05d}" / "evals.log").read_text().split()  # evaluated it again
         assert t.user_attrs["tune_trial"].startswith("tune-000/") and t.user_attrs["status"] == "ok"
-        assert (study_dir / f"trial_{number:05d}" / "evals.log").read_text().split().count("start") == 2
+        assert lines in (["start", "end"], ["start", "start", "end"], ["start", "end", "start", "end"]), lines
     status = subprocess.run([sys.executable, "-m", "piip_search.cli", "status", "crash", "--trials-dir",
                              str(tmp_path), "--json"], env=env, cwd=ROOT, capture_output=True, text=True)
     info = json.loads(status.stdout)
