@@ -63,6 +63,7 @@ from pydantic import ValidationError
 from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER, PRESETS, PIIPConfig, even_ranges
 from piip_search.config._architecture import BranchConfig, InteractionConfig
 from piip_search.errors import ConfigError, SearchSpaceError
+from piip_search.search._evaluators import RESOURCE_KEYS
 from piip_search.search._fidelity import FidelitySchedule, geometric_rungs
 
 if TYPE_CHECKING:
@@ -670,7 +671,7 @@ class SearchSpace:
 
     def check_proxy(self) -> None:
         """Check `proxy:` against the proxy trainer's settings when the builtin proxy evaluator is used
-        (`dataset`/`data` name the data and are not settings)."""
+        (`dataset`/`data` name the data, `gpus_per_trial`/`cpus_per_trial` the Ray resources: not settings)."""
         if self.evaluator != "builtin:proxy":
             return
         try:
@@ -678,7 +679,7 @@ class SearchSpace:
         except ImportError:  # the proxy module is optional here: the evaluator checks again when it runs
             return
         r = _Reader(self.source)
-        opts = {k: v for k, v in self.proxy.items() if k not in ("dataset", "data")}
+        opts = {k: v for k, v in self.proxy.items() if k not in ("dataset", "data", *RESOURCE_KEYS)}
         try:
             ProxySettings.from_dict(opts)
         except (ConfigError, TypeError, ValueError) as e:

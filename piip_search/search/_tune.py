@@ -305,7 +305,7 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
                 del _RESTORING[key]
             searcher = _RESTORED.pop(key)
         else:
-            name = f"tune-{sum(k.startswith(ATTR_PREFIX) for k in study.user_attrs) :03d}"
+            name = f"tune-{sum(k.startswith(ATTR_PREFIX) and k != ATTR_CURRENT for k in study.user_attrs):03d}"
             searcher = PiipSearcher(driver, spec, experiment=name, n_trials=n_trials, progress=bar)
             slots = max_concurrent or _slots(ray.cluster_resources(), res)
             tuner = tune.Tuner(

@@ -162,3 +162,15 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     (run,) = info["tune"]
     assert sorted(t["trial"] for t in run["trials"]) == sorted(t.number for t in trained)
     assert all(t["state"] == "TERMINATED" and Path(t["log_dir"]).is_dir() for t in run["trials"])
+
+
+def test_resources_per_trial_come_from_the_proxy_block_and_pass_its_check():
+    from piip_search.search._tune import _resources, _slots, retry_limit
+
+    space = space_of(evaluator="builtin:proxy", proxy={"iters": 5, "gpus_per_trial": 0.5, "cpus_per_trial": 2})
+    space.check_proxy()  # resource keys are not proxy-training settings, and not an error either
+    res = _resources(space, {"CPU": 16.0, "GPU": 2.0})
+    assert res == {"cpu": 2.0, "gpu": 0.5} and _slots({"CPU": 16.0, "GPU": 2.0}, res) == 4
+    assert _resources(space_of(), {"CPU": 4.0, "GPU": 1.0}) == {"cpu": 1.0, "gpu": 1.0}  # a GPU each by default
+    assert _slots({"CPU": 4.0}, _resources(space_of(), {"CPU": 4.0})) == 4
+    assert retry_limit(space_of()) == 2
