@@ -140,7 +140,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     study, outcomes = run_search(
         space, name=name, storage_url=args.storage, trials_dir=args.trials_dir, n_trials=args.trials,
         total=args.total, sampler=args.sampler, seed=args.seed, evaluator=args.evaluator, enqueue=args.enqueue,
-        resume=args.resume, device=args.device, backend=args.backend, trial_hook=_report_hook)
+        resume=args.resume, device=args.device, backend=args.backend, max_concurrent=args.max_concurrent,
+        trial_hook=_report_hook)
     _print_front(pareto_front(study), title=f"study {name}: {len(outcomes)} trials run now")
     if _all_failed(outcomes):
         return EXIT_INTERNAL
@@ -179,6 +180,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
     info = status_summary(study)
+    tune_runs = _tune_runs(study, args)
+    if tune_runs:
+        info["tune"] = tune_runs
     if args.json:
         print_json(info)
         return EXIT_OK
@@ -197,7 +201,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("reference point", str(info["reference_point"]))
     t.add_row("best AP on front", "-" if info["best_ap"] is None else f"{info['best_ap']:.4f}")
     _console().print(t)
+    for run in tune_runs:
+        _console().print(_tune_table(run))
     return EXIT_OK
+
+
+def _tune_runs(study, args: argparse.Namespace) -> list:
+    """Tune experiments of a `--backend ray-tune` study (none without Ray installed or such a run)."""
+    if not any(k.startswith("tune:") for k in study.user_attrs):
+        return []
+    from piip_search.search._storage import study_dir
+    from piip_search.search._tune import tune_status
+
+    return tune_status(study, study_dir(args.trials_dir, args.study))
+
+
+def _tune_table(run: dict):
+    from rich.table import Table
+
+    t = Table(title=f"Tune experiment {run['experiment']}: {run['suggested']}/{run['target']} trials suggested",
+              caption=f"experiment folder {run['path']}")
+    for col in ("trial", "Tune trial", "state", "failures"):
+        t.add_column(col)
+    t.add_column("log folder", overflow="fold")
+    for r in run["trials"]:
+        t.add_row(str(r["trial"]), r["tune_trial"], r["state"], str(r["failures"]), r["log_dir"])
+    return t
 
 
 def _cmd_pareto(args: argparse.Namespace) -> int:
@@ -308,7 +337,7 @@ def _count_options(sp: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from piip_search.search import SAMPLERS
+    from piip_search.search import BACKENDS, SAMPLERS
 
     p = argparse.ArgumentParser(
         prog="piip-search",
@@ -360,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
     _count_options(sp)
     sp.add_argument("--sampler", default=None, choices=list(SAMPLERS))
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
+    sp.add_argument("--backend", default="optuna", choices=list(BACKENDS),
+                    help="optuna: local loop; ray: Ray tasks; ray-tune: a Ray Tune experiment (see README)")
+    sp.add_argument("--max-concurrent", type=int, default=None,
+                    help="ray/ray-tune: trials at once (default: what the cluster's CPUs/GPUs allow)")
     sp.add_argument("--evaluator", default=None, help="builtin:proxy | builtin:flops-only | package.module:function")
     sp.add_argument("--enqueue", action="append", default=[], metavar="CONFIG",
                     help="seed the study with a known config (repeatable)")

@@ -2,6 +2,7 @@
 multi-fidelity promotion."""
 
 from piip_search.search._driver import (
+    BACKENDS,
     DEFAULT_SAMPLER,
     SAMPLERS,
     Prepared,
@@ -49,6 +50,7 @@ from piip_search.search.space import (
 )
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_SAMPLER",
     "OBJECTIVES",
     "SAMPLERS",

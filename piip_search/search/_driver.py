@@ -55,6 +55,8 @@ SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
 DEFAULT_SAMPLER = "auto"
 
 A_STATUS = R.STATUS  # kept for the Ray backend
+#: Where evaluations run: this process (`optuna`), Ray tasks under our loop (`ray`), a Ray Tune experiment.
+BACKENDS = ("optuna", "ray", "ray-tune")
 #: Builds, for a study and its folder, what to call after each finished trial (the CLI rewrites the report).
 TrialHook = Callable[[optuna.Study, Path], Callable[..., Any]]
 
@@ -528,8 +530,8 @@ def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str 
                trial_hook: TrialHook | None = None) -> tuple[optuna.Study, list]:
     """The `piip-search run` entry point as a function."""
     _check_counts(n_trials, total)
-    if backend not in ("optuna", "ray"):
-        raise SearchSpaceError(f"--backend: must be optuna or ray, got {backend!r}")
+    if backend not in BACKENDS:
+        raise SearchSpaceError(f"--backend: must be one of {list(BACKENDS)}, got {backend!r}")
     name = name or space.name
     sampler = sampler or space.sampler or DEFAULT_SAMPLER
     study = open_study(space, name=name, storage_url=storage_url, trials_dir=trials_dir, sampler=sampler,
@@ -541,9 +543,16 @@ def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str 
         enqueue_configs(study, space, enqueue)
     sdir = study_dir(trials_dir, name)
     driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
-    driver.recover_stale_trials()
     if n_trials is None and total is None:
         n_trials = int(space.trials or 20)
+    if backend == "ray-tune":  # Tune restores and retries its own trials (FailureConfig, Tuner.restore)
+        from piip_search.search._tune import run_with_tune
+
+        n = int(n_trials or 0) if total is None else max(0, total - started_trials(study))
+        return study, run_with_tune(driver, n, storage_url=storage_url or default_storage_url(trials_dir, name),
+                                    trials_dir=trials_dir, resume=resume, max_concurrent=max_concurrent,
+                                    evaluator_spec=spec, progress=progress)
+    driver.recover_stale_trials()
     if backend == "ray":
         from piip_search.search._ray import run_with_ray
 

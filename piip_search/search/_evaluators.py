@@ -20,6 +20,8 @@ from piip_search._registry import Registry
 from piip_search.config import PIIPConfig
 from piip_search.errors import SearchSpaceError
 
+RESOURCE_KEYS = ("gpus_per_trial", "cpus_per_trial")  # `proxy:` keys read by the Ray backends
+
 Evaluator = Callable[[PIIPConfig, "EvalContext"], dict[str, Any]]
 
 
@@ -41,7 +43,7 @@ def _proxy_evaluator(cfg: PIIPConfig, ctx: EvalContext) -> dict[str, Any]:
     """Short proxy training on the space's dataset (default: the embedded synthetic set); returns COCO AP."""
     from piip_search.proxy import ProxySettings, train_proxy
 
-    opts = dict(ctx.proxy)
+    opts = {k: v for k, v in ctx.proxy.items() if k not in RESOURCE_KEYS}  # Ray's business, not training's
     data = opts.pop("dataset", None) or opts.pop("data", None)
     if data is None:
         from piip_search.data import default_dataset_dir

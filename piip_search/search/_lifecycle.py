@@ -92,7 +92,9 @@ class Heartbeat:
 def _death_reason(t: FrozenTrial, now: float, host: str) -> str | None:
     worker = str(t.user_attrs.get(R.WORKER, ""))
     h, _, pid = worker.rpartition(":")
-    if h == host and pid.isdigit():
+    # a Tune trial runs in an actor and Tune restarts it itself (FailureConfig, Tuner.restore): the proposing
+    # driver's pid says nothing about it, only its heartbeat does
+    if h == host and pid.isdigit() and R.TUNE_TRIAL not in t.user_attrs:
         if int(pid) == os.getpid():
             return None
         if not _pid_alive(int(pid)):

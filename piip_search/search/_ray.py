@@ -26,14 +26,14 @@ from piip_search.errors import PiipSearchError
 def _remote_evaluate(storage_url: str, trials_dir: str, name: str, trial_id: int, cfg_dict: dict[str, Any],
                      tdir: str, flops: int, params: int, evaluator_spec: str, device: str | None) -> Any:
     from piip_search.config import PIIPConfig
-    from piip_search.search._driver import SearchDriver, attach_study
+    from piip_search.search._driver import Prepared, SearchDriver, attach_study
     from piip_search.search._evaluators import resolve_evaluator
 
     study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
     driver = SearchDriver(study, space, study_path=Path(tdir).parent, evaluator=resolve_evaluator(evaluator_spec),
                           device=device, flops_fn=lambda _cfg: (flops, params))
     trial = optuna.Trial(study, trial_id)
-    return driver._evaluate(trial, PIIPConfig.from_dict(cfg_dict), Path(tdir), flops, params)
+    return driver.evaluate(Prepared(trial, PIIPConfig.from_dict(cfg_dict), Path(tdir), flops, params))
 
 
 def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: str | Path, evaluator_spec: str,

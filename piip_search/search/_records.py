@@ -32,6 +32,7 @@ FLOPS, PARAMS, MESSAGE, WORKER = "flops", "params", "message", "worker"
 HEARTBEAT = "heartbeat"  # unix time of the worker's last sign of life
 DUPLICATE_OF, RETRY_OF, ATTEMPT, FAILURES = "duplicate_of", "retry_of", "attempt", "failures"
 ENQUEUED = "enqueued"
+TUNE_TRIAL = "tune_trial"  # `<experiment>/<tune trial id>` of a trial run by the ray-tune backend
 
 # constraint keys (value <= 0 feasible)
 FULL_FIDELITY = "full_fidelity"

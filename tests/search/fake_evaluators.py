@@ -87,6 +87,28 @@ def poison(cfg, ctx):
     return evaluate(cfg, ctx)
 
 
+def sleeping(cfg, ctx):
+    """Sleeps the space's `proxy: {sleep_s: ...}` seconds (default 2), then returns the known AP: a stand-in for
+    training time that costs no CPU."""
+    import time
+
+    time.sleep(float(ctx.proxy.get("sleep_s", 2)))
+    return evaluate(cfg, ctx)
+
+
+def dies_once(cfg, ctx):
+    """Kills its own process (the Tune actor) on the first attempt at a trial; the retry succeeds."""
+    import os
+    import signal
+
+    attempts = ctx.trial_dir / "attempts"
+    n = len(attempts.read_text()) if attempts.exists() else 0
+    attempts.write_text("x" * (n + 1))
+    if n == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return evaluate(cfg, ctx)
+
+
 def marking(cfg, ctx):
     """Sleeps $PIIP_TEST_SLEEP_S (default 1 s) and leaves one marker line per evaluation in the study folder,
     so a test can prove that nothing was evaluated twice."""
@@ -98,3 +120,14 @@ def marking(cfg, ctx):
     with open(ctx.trial_dir.parent / "evaluations.txt", "a") as f:
         f.write(f"{cfg.fingerprint()} {ctx.trial_number}\n")
     return evaluate(cfg, ctx)
+
+
+def sleeping_logged(cfg, ctx):
+    """`sleeping`, appending `start`/`end` to the trial folder's evals.log: shows what ran how often."""
+    log = ctx.trial_dir / "evals.log"
+    with log.open("a") as f:
+        f.write("start\n")
+    out = sleeping(cfg, ctx)
+    with log.open("a") as f:
+        f.write("end\n")
+    return out

@@ -243,13 +243,14 @@ class SpaceParsers(SpaceState):
 
     def check_proxy(self) -> None:
         """Check `proxy:` against the proxy trainer's settings when the builtin proxy evaluator is used
-        (`dataset`/`data` name the data and are not settings)."""
+        (`dataset`/`data` name the data, `gpus_per_trial`/`cpus_per_trial` the Ray resources: not settings)."""
         if self.evaluator != "builtin:proxy":
             return
         from piip_search.proxy import ProxySettings
+        from piip_search.search._evaluators import RESOURCE_KEYS
 
         r = _Reader(self.source)
-        opts = {k: v for k, v in self.proxy.items() if k not in ("dataset", "data")}
+        opts = {k: v for k, v in self.proxy.items() if k not in ("dataset", "data", *RESOURCE_KEYS)}
         try:
             ProxySettings.from_dict(opts)
         except (ConfigError, TypeError, ValueError) as e:

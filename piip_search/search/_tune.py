@@ -1,0 +1,360 @@
+"""`--backend ray-tune`: our search driver plugged into a Ray Tune `Tuner` as its `Searcher`.
+
+Why our own searcher rather than Tune's `OptunaSearch`: Tune's Optuna searcher drops Optuna constraints (budgets),
+its schedulers are single-metric, and with early stopping it tells a low-fidelity AP as final (tooling-notes §2.3).
+So `PiipSearcher.suggest` is `SearchDriver.prepare` (ask, sample, count, budget and duplicate checks, the chosen
+sampler); only configs worth training become Tune trials. The trainable re-opens the study from its storage and
+runs `SearchDriver._evaluate`, so multi-fidelity promotion, trial folders and the tell are exactly the local ones;
+every evaluation point the evaluator reports is streamed with `tune.report`, so Tune's loggers and callbacks
+(TensorBoard, MLflow, W&B) see learning curves.
+
+The tell happens in the trainable, not in `on_trial_complete`: a result is then durable the moment it exists,
+even if the driver dies before Tune delivers it (Tune does not re-deliver `on_trial_complete` after a restore).
+`on_trial_complete` tells what the trainable could not: a trial whose actor died more than
+`FailureConfig(max_failures)` times is recorded `failed:worker-died`. A retried or restored trial whose study trial
+is already finished reports the stored result and trains nothing.
+
+The Optuna study is the single source of truth; the searcher's state is the study plus a study user attribute
+`tune:<experiment>` (`target`, `suggested` trial numbers) written at every suggestion, so `Tuner.restore` after a
+driver crash continues to the same trial count and a restored searcher never suggests more.
+Tune's experiment folder is `<trials-dir>/<study>/tune/<experiment>/` (per-trial `result.json`, `progress.csv`,
+`params.json`, Tune's logs); the study's `trial_NNNNN/` folders are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from piip_search.errors import PiipSearchError
+from piip_search.search import _records as R
+
+__all__ = ["PiipSearcher", "run_with_tune", "tune_status"]
+
+TUNE_DIR = "tune"
+ATTR_PREFIX = "tune:"
+ATTR_CURRENT = "tune:current"  # the study's latest Tune experiment name
+# one actor runs many trials, as a local worker process does: a fresh actor per trial (Tune's default, =0) costs
+# a process start-up per trial (benchmarks/bench_tune.py)
+REUSE_ACTORS = os.environ.get("PIIP_SEARCH_TUNE_REUSE_ACTORS", "1") == "1"
+DEFAULT_MAX_RETRIES = 2  # the local workers' re-queue limit of a trial whose worker died
+
+
+def _import_tune():
+    try:
+        from ray import tune
+    except ImportError:
+        raise PiipSearchError("--backend ray-tune needs Ray Tune: pip install 'piip-search[ray]'") from None
+    return tune
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    """What Tune's loggers can plot: the evaluator's numbers (nested dicts, lists and strings stay in the study)."""
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+# ---- the trainable (runs in a Tune actor, possibly on another node) ---------------------------------------------
+_STUDIES: dict[tuple[str, str], Any] = {}  # one attached study per actor process and study
+
+
+def _attach(spec: dict[str, Any]):
+    from piip_search.search._driver import attach_study
+
+    key = (spec["storage_url"], spec["study"])
+    if key not in _STUDIES:
+        _STUDIES[key] = attach_study(spec["study"], storage_url=spec["storage_url"], trials_dir=spec["trials_dir"])
+    return _STUDIES[key]
+
+
+def _streaming(evaluator, tune):
+    """The evaluator with every `ctx.report(iters, metrics)` also sent to Tune (the promotion decision included)."""
+
+    def run(cfg, ctx):
+        decide = ctx.report
+
+        def report(iters: int, metrics: dict[str, Any]) -> bool:
+            promote = decide(iters, metrics)
+            tune.report({**_numeric(metrics), "iters": iters, "promoted": bool(promote), "final": False})
+            return promote
+
+        ctx.report = report
+        return evaluator(cfg, ctx)
+
+    return run
+
+
+def _final_result(number: int, frozen) -> dict[str, Any]:
+    metrics = frozen.user_attrs.get("metrics") or {}
+    out = {**_numeric(metrics), "trial_number": number, "status": str(frozen.user_attrs.get("status", "")),
+           "final": True}
+    out.setdefault("ap", float("nan"))  # Tune checks every result for the searcher's metric
+    for i, v in enumerate(frozen.values or []):
+        out[f"value_{i}"] = float(v)
+    return out
+
+
+def piip_trainable(config: dict[str, Any]) -> None:
+    """Evaluate one prepared study trial and tell the study (see the module docstring for why here)."""
+    from ray import tune
+
+    from piip_search.config import PIIPConfig
+    from piip_search.search._driver import Prepared, SearchDriver
+    from piip_search.search._evaluators import resolve_evaluator
+
+    spec, job = config["piip_spec"], config["piip_trial"]
+    if spec["cwd"] not in sys.path:  # user evaluators (`package.module:function`) import from the driver's cwd
+        sys.path.insert(0, spec["cwd"])
+    study, space = _attach(spec)
+    trial_id, number = int(job["trial_id"]), int(job["number"])
+    frozen = study._storage.get_trial(trial_id)
+    if not frozen.state.is_finished():
+        flops, params = int(job["flops"]), int(job["params"])
+        evaluator = _streaming(resolve_evaluator(spec["evaluator"]), tune)
+        driver = SearchDriver(study, space, study_path=Path(job["tdir"]).parent, evaluator=evaluator,
+                              device=spec["device"], flops_fn=lambda _cfg: (flops, params))
+        driver.evaluate(Prepared(optuna.Trial(study, trial_id), PIIPConfig.from_dict(job["config"]),
+                                 Path(job["tdir"]), flops, params))
+        frozen = study._storage.get_trial(trial_id)
+    tune.report(_final_result(number, frozen))
+
+
+# ---- the searcher (runs in the driver) ---------------------------------------------------------------------------
+# `Tuner.restore` unpickles the searcher it was created with; these hand it the running driver and collect it
+_RESTORING: dict[tuple[str, str], tuple[Any, Any]] = {}
+_RESTORED: dict[tuple[str, str], Any] = {}
+
+def _searcher_base():
+    from ray.tune.search import Searcher
+
+    return Searcher
+
+
+class PiipSearcher(_searcher_base()):
+    """Tune `Searcher` whose suggestions are `SearchDriver.prepare()`; its state lives in the study."""
+
+    def __init__(self, driver: Any, spec: dict[str, Any], *, experiment: str, n_trials: int,
+                 progress: Any = None) -> None:
+        super().__init__(metric="ap", mode="max")  # for Tune's schedulers/loggers; the study keeps all objectives
+        self._driver, self._bar = driver, progress
+        self.spec, self.experiment, self.n_trials = spec, experiment, n_trials
+        self.outcomes: list[Any] = []
+        self._live: dict[str, tuple[int, int]] = {}  # Tune trial id -> (study trial number, study trial id)
+        self._ledger()  # records the target on a fresh experiment
+
+    # pickled into Tune's experiment state: the spec only; the driver is re-attached from the storage on restore
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_driver=None, _bar=None, outcomes=[], _live=dict(self._live))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        # unpickled by `Tuner.restore` in a driver that announced itself (run_with_tune): use its driver and bar
+        self._driver, self._bar = _RESTORING.get((self.spec["study"], self.experiment), (None, None))
+        _RESTORED[(self.spec["study"], self.experiment)] = self
+
+    def save(self, checkpoint_path: str) -> None:
+        # the study holds the search state (written at every suggestion); Tune's trial ids of running trials are
+        # what the study cannot know
+        Path(checkpoint_path).write_text(json.dumps({"experiment": self.experiment, "live": self._live}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        state = json.loads(Path(checkpoint_path).read_text())
+        self._live = {k: tuple(v) for k, v in state["live"].items()}
+        # suggested after Tune's last experiment checkpoint, so unknown to the restored experiment: offered again
+        known = {number for number, _ in self._live.values()}
+        trials = self.driver.study.get_trials(deepcopy=False)
+        self._orphans = [n for n in self._ledger()["suggested"]
+                         if n not in known and trials[n].state == TrialState.RUNNING]
+
+    @property
+    def driver(self) -> Any:
+        if self._driver is None:  # restored by Tune without `attach`: re-open the study like a worker would
+            from piip_search.search._driver import SearchDriver, attach_study
+            from piip_search.search._evaluators import resolve_evaluator
+
+            study, space = attach_study(self.spec["study"], storage_url=self.spec["storage_url"],
+                                        trials_dir=self.spec["trials_dir"])
+            self._driver = SearchDriver(study, space, study_path=Path(self.spec["study_dir"]),
+                                        evaluator=resolve_evaluator(self.spec["evaluator"]), device=self.spec["device"])
+        return self._driver
+
+    def _ledger(self) -> dict[str, Any]:
+        study = self.driver.study
+        key = ATTR_PREFIX + self.experiment
+        led = study.user_attrs.get(key) or {"target": self.n_trials, "suggested": []}
+        if key not in study.user_attrs:
+            study.set_user_attr(key, led)
+            study.set_user_attr(ATTR_CURRENT, self.experiment)
+        self.n_trials = int(led["target"])
+        return led
+
+    def _record_suggestion(self, number: int) -> int:
+        led = self._ledger()
+        led["suggested"].append(number)
+        self.driver.study.set_user_attr(ATTR_PREFIX + self.experiment, led)
+        return len(led["suggested"])
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        from piip_search.search._driver import TrialOutcome
+
+        if getattr(self, "_orphans", None):
+            frozen = self.driver.study.trials[self._orphans.pop(0)]
+            return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)
+        while len(self._ledger()["suggested"]) < self.n_trials:
+            prep = self.driver.prepare()
+            if isinstance(prep, TrialOutcome):  # invalid, infeasible or duplicate: decided here, nothing to train
+                self._record_suggestion(prep.number)
+                self._done(prep)
+                continue
+            trial, cfg, tdir, flops, params = prep
+            self._record_suggestion(trial.number)
+            return self._offer(trial_id, trial, {"config": cfg.to_dict(), "flops": flops, "params": params,
+                                                 "tdir": str(Path(tdir).resolve())})
+        return self.FINISHED
+
+    def _offer(self, trial_id: str, trial: optuna.Trial, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The Tune trial config of a prepared study trial (`attrs`: its config, flops and params)."""
+        trial.set_user_attr(R.TUNE_TRIAL, f"{self.experiment}/{trial_id}")
+        self._live[trial_id] = (trial.number, trial._trial_id)
+        tdir = attrs.get("tdir") or str(Path(self.spec["study_dir"]) / f"trial_{trial.number:05d}")
+        return {"piip_spec": self.spec, "trial_number": trial.number, "gflops": attrs["flops"] / 1e9,
+                "piip_trial": {"trial_id": trial._trial_id, "number": trial.number, "config": attrs["config"],
+                               "tdir": str(tdir), "flops": int(attrs["flops"]), "params": int(attrs["params"])}}
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        from piip_search.search._driver import A_STATUS, TrialOutcome
+
+        number, study_trial_id = self._live.pop(trial_id, (None, None))
+        if number is None:
+            return
+        storage = self.driver.study._storage
+        frozen = storage.get_trial(study_trial_id)
+        if not frozen.state.is_finished():  # its actor died more often than FailureConfig allows
+            msg = f"Tune trial {self.experiment}/{trial_id} errored (actor lost beyond FailureConfig.max_failures)"
+            storage.set_trial_user_attr(study_trial_id, A_STATUS, "failed:worker-died")
+            storage.set_trial_user_attr(study_trial_id, "message", msg)
+            storage.set_trial_state_values(study_trial_id, TrialState.FAIL)
+            frozen = storage.get_trial(study_trial_id)
+        self._done(TrialOutcome(number, str(frozen.user_attrs.get(A_STATUS, "")), frozen.values,
+                                dict(frozen.user_attrs.get("metrics") or {})))
+
+    def _done(self, outcome: Any) -> None:
+        self.outcomes.append(outcome)
+        if self._bar is not None:
+            self._bar.update(outcome)
+
+
+# ---- the experiment ------------------------------------------------------------------------------------------------
+def _resources(space: Any, cluster: dict[str, float]) -> dict[str, float]:
+    from piip_search.search._driver import proxy_settings
+
+    opts = proxy_settings(space)
+    gpus = float(opts.get("gpus_per_trial", 1 if cluster.get("GPU", 0) > 0 else 0))
+    return {"cpu": float(opts.get("cpus_per_trial", 1)), "gpu": gpus}
+
+
+def _experiment_to_continue(study: optuna.Study, root: Path, resume: bool) -> str | None:
+    """The study's latest Tune experiment when `--resume` and it has trials left to suggest or run."""
+    tune = _import_tune()
+    name = study.user_attrs.get(ATTR_CURRENT)
+    if not resume or name is None or not tune.Tuner.can_restore(str(root / name)):
+        return None
+    led = study.user_attrs.get(ATTR_PREFIX + name) or {}
+    unfinished = [n for n in led.get("suggested", []) if not study.trials[n].state.is_finished()]
+    return name if len(led.get("suggested", [])) < int(led.get("target", 0)) or unfinished else None
+
+
+def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: str | Path, evaluator_spec: str,
+                  resume: bool = False, max_concurrent: int | None = None, progress: bool = True,
+                  reuse_actors: bool = REUSE_ACTORS) -> list[Any]:
+    """Run `n_trials` study trials as a Tune experiment (or continue the unfinished one on `resume`)."""
+    tune = _import_tune()
+    import ray
+
+    from piip_search.search._progress import SearchProgress
+
+    if not ray.is_initialized():
+        # RAY_ADDRESS set (or `ray start` done) -> join that cluster; otherwise a local one on this machine
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
+                 ignore_reinit_error=True)
+    # the experiment state (with the searcher's) is saved at every Tune step, so a crash loses no running trial
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    study, space = driver.study, driver.space
+    root = (Path(driver.study_path) / TUNE_DIR).resolve()
+    spec = {"storage_url": str(Path(storage_url).resolve()) if "://" not in storage_url else storage_url,
+            "study": study.study_name, "trials_dir": str(Path(trials_dir).resolve()),
+            "study_dir": str(Path(driver.study_path).resolve()), "evaluator": evaluator_spec,
+            "device": driver.device, "cwd": os.getcwd()}
+    res = _resources(space, ray.cluster_resources())
+    trainable = tune.with_resources(piip_trainable, res)
+    restore_name = _experiment_to_continue(study, root, resume)
+    with SearchProgress(driver, n_trials, enabled=progress) as bar:
+        if restore_name is not None:
+            _reseed(study)
+            key = (study.study_name, restore_name)
+            _RESTORING[key] = (driver, bar)
+            try:
+                tuner = tune.Tuner.restore(str(root / restore_name), trainable, resume_unfinished=True,
+                                           resume_errored=True)
+            finally:
+                del _RESTORING[key]
+            searcher = _RESTORED.pop(key)
+        else:
+            name = f"tune-{sum(k.startswith(ATTR_PREFIX) and k != ATTR_CURRENT for k in study.user_attrs):03d}"
+            searcher = PiipSearcher(driver, spec, experiment=name, n_trials=n_trials, progress=bar)
+            slots = max_concurrent or _slots(ray.cluster_resources(), res)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=slots,
+                                            trial_dirname_creator=lambda t: f"trial_{t.config['trial_number']:05d}",
+                                            reuse_actors=reuse_actors),
+                run_config=tune.RunConfig(
+                    name=name, storage_path=str(root), verbose=0,
+                    failure_config=tune.FailureConfig(max_failures=retry_limit(space))))
+        tuner.fit()
+    return searcher.outcomes
+
+
+def _reseed(study: optuna.Study) -> None:
+    """A restored run must not replay its sampler's seeded draws: the configs still running in restored Tune
+    trials would be proposed again, and the duplicate check sees only finished trials. Seeded by the study's
+    size, so a restore is as reproducible as the run it continues."""
+    from piip_search.search._driver import DEFAULT_SAMPLER, make_sampler
+
+    study.sampler = make_sampler(study.user_attrs.get("sampler", DEFAULT_SAMPLER), len(study.trials))
+
+
+def retry_limit(space: Any) -> int:
+    """Restarts of a trial whose actor died: the study's retry limit (`max_retries`, as for local workers)."""
+    return int(space.max_retries)
+
+
+def _slots(cluster: dict[str, float], res: dict[str, float]) -> int:
+    if res["gpu"]:
+        return max(1, int(cluster.get("GPU", 0) / res["gpu"]))
+    return max(1, int(cluster.get("CPU", 1) / max(res["cpu"], 1e-9)))
+
+
+def tune_status(study: optuna.Study, study_path: str | Path) -> list[dict[str, Any]]:
+    """The study's Tune experiments: each Tune trial's state, failures, study trial number and log folder."""
+    from ray.tune import ExperimentAnalysis
+
+    out = []
+    for key in sorted(k for k in study.user_attrs if k.startswith(ATTR_PREFIX) and k != ATTR_CURRENT):
+        name, led = key[len(ATTR_PREFIX):], study.user_attrs[key]
+        path = Path(study_path) / TUNE_DIR / name
+        trials = []
+        if path.is_dir():
+            for t in ExperimentAnalysis(str(path)).trials:
+                trials.append({"tune_trial": t.trial_id, "trial": t.config.get("trial_number"), "state": t.status,
+                               "failures": t.num_failures, "log_dir": t.path})
+        out.append({"experiment": name, "path": str(path), "target": led.get("target"),
+                    "suggested": len(led.get("suggested", [])), "trials": trials})
+    return out
