@@ -85,8 +85,8 @@ class PIIPAttention(Attention):
         super().__init__(dim, num_heads=num_heads, qkv_bias=qkv_bias, qk_norm=False, norm_layer=norm_layer,
                          **kwargs)
         if qk_norm:  # InternViT-6B normalises q and k over the full width, not per head
-            self.q_norm = norm_layer(self.attn_dim)
-            self.k_norm = norm_layer(self.attn_dim)
+            self.q_norm = norm_layer(self.attn_dim)  # type: ignore[misc]
+            self.k_norm = norm_layer(self.attn_dim)  # type: ignore[misc]
         self.window_size = window_size
         self.pad_before_qkv = pad_before_qkv
 
@@ -108,6 +108,7 @@ class PIIPAttention(Attention):
         B, N, C = x.shape
         H, W = hw
         ws = self.window_size
+        assert ws is not None  # only called for windowed blocks
         pad_h, pad_w = (ws - H % ws) % ws, (ws - W % ws) % ws
         Hp, Wp = H + pad_h, W + pad_w
         if self.pad_before_qkv:
@@ -161,9 +162,9 @@ class PIIPBlock(Block):
         act_layer = partial(nn.GELU, approximate="tanh") if tanh_gelu else nn.GELU
         super().__init__(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=block_type.qkv_bias,
                          qk_norm=block_type.qk_norm, init_values=None, drop_path=drop_path,
-                         norm_layer=norm_layer, act_layer=act_layer, attn_layer=PIIPAttention)
-        self.attn.window_size = window_size
-        self.attn.pad_before_qkv = pad_before_qkv
+                         norm_layer=norm_layer, act_layer=act_layer, attn_layer=PIIPAttention)  # type: ignore[arg-type]
+        self.attn.window_size = window_size  # type: ignore[assignment]
+        self.attn.pad_before_qkv = pad_before_qkv  # type: ignore[assignment]
         if block_type.layer_scale is not None:  # timm skips LayerScale for falsy init values; we never do
             self.ls1 = LayerScale(dim, init_values=block_type.layer_scale)
             self.ls2 = LayerScale(dim, init_values=block_type.layer_scale)

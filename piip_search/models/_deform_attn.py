@@ -115,11 +115,11 @@ class MSDeformAttn(nn.Module):
         value = self.value_proj(feat).reshape(B, feat.shape[1], H, self.d_value // H)
         offsets = self.sampling_offsets(query).reshape(B, Nq, H, L, P, 2)
         weights = self.attention_weights(query).reshape(B, Nq, H, L * P).softmax(-1).reshape(B, Nq, H, L, P)
-        locations = []
+        per_level = []
         for lvl, (h, w) in enumerate(spatial_shapes):  # offsets are in key-grid pixels: x / W_l, y / H_l
             ref = reference_points[:, :, None, lvl, None, :]  # (B, Nq, 1, 1, 2)
             off = offsets[:, :, :, lvl]  # (B, Nq, H, P, 2)
-            locations.append(torch.stack([ref[..., 0] + off[..., 0] / w, ref[..., 1] + off[..., 1] / h], -1))
-        locations = torch.stack(locations, dim=3)  # (B, Nq, H, L, P, 2)
+            per_level.append(torch.stack([ref[..., 0] + off[..., 0] / w, ref[..., 1] + off[..., 1] / h], -1))
+        locations = torch.stack(per_level, dim=3)  # (B, Nq, H, L, P, 2)
         out = deform_attn_core(value, spatial_shapes, locations, weights)
         return self.output_proj(out)

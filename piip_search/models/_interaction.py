@@ -139,7 +139,7 @@ class Injector(nn.Module):
             self.cffn_gamma = nn.Parameter(torch.zeros(dim))
             self.drop_path = DropPath(cfg.drop_path_rate) if cfg.drop_path_rate > 0 else nn.Identity()
         else:
-            self.ffn = None
+            self.ffn = None  # type: ignore[assignment]
 
     def _cross(self, q: torch.Tensor, ref: torch.Tensor, feat: torch.Tensor, feat_hw: Grid) -> torch.Tensor:
         dev = q.device.type

@@ -74,9 +74,9 @@ class BranchMerge(nn.Module):
             m = self.branch_merges[i](f)
             if m.shape[-2:] != size:
                 m = F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False).to(m.dtype)
-            m = self.weights[i] * m
+            m = self.weights[i] * m  # type: ignore[index]
             out = m if out is None else out + m
-        return out
+        return out  # type: ignore[return-value]
 
 
 class SimpleFeaturePyramid(nn.Module):
@@ -104,7 +104,7 @@ class SimpleFeaturePyramid(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (4 * m.out_channels)))
-                nn.init.zeros_(m.bias)
+                nn.init.zeros_(m.bias)  # type: ignore[arg-type]
             elif isinstance(m, nn.GroupNorm):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -134,9 +134,9 @@ class ClassificationHead(nn.Module):
 
     def init_weights(self) -> None:
         for norm, head in zip(self.norms, self.heads, strict=True):
-            norm.reset_parameters()
+            norm.reset_parameters()  # type: ignore[operator]
             trunc_normal_(head.weight, std=0.02)
-            nn.init.zeros_(head.bias)
+            nn.init.zeros_(head.bias)  # type: ignore[arg-type]
 
     def forward(self, cls_tokens: list[torch.Tensor]) -> torch.Tensor:
         """cls_tokens: (B, D_i) per branch -> logits (B, num_classes)."""

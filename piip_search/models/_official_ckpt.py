@@ -87,7 +87,7 @@ def from_official_state_dict(model, sd: dict[str, torch.Tensor], *, prefix: str 
             if any(v is None for v in found):
                 problems.append(f"missing {', '.join(k for k, v in zip(keys, found, strict=True) if v is None)}")
                 continue
-            state[name] = torch.stack([v.reshape(()) for v in found]).to(t.dtype)
+            state[name] = torch.stack([v.reshape(()) for v in found]).to(t.dtype)  # type: ignore[union-attr]
             used.update(keys)
             continue
         key = _official_name(model, name)

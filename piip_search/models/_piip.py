@@ -64,7 +64,7 @@ class _PIIPTrunk(nn.Module):
             m.init_weights()
 
     def no_weight_decay(self) -> set[str]:
-        return {f"branches.{i}.{n}" for i, b in enumerate(self.branches) for n in b.no_weight_decay()}
+        return {f"branches.{i}.{n}" for i, b in enumerate(self.branches) for n in b.no_weight_decay()}  # type: ignore[operator]
 
     def _branch_images(self, x: torch.Tensor) -> list[torch.Tensor]:
         last = self.resolutions[-1]
@@ -79,7 +79,7 @@ class _PIIPTrunk(nn.Module):
         """Patch tokens (B, N_i, D_i), cls tokens (B, 1, D_i) or None, grids, after the last interaction."""
         xs, clss, hws = [], [], []
         for branch, img in zip(self.branches, self._branch_images(x), strict=True):
-            t, c, hw = branch.embed(img)
+            t, c, hw = branch.embed(img)  # type: ignore[operator]
             xs.append(t)
             clss.append(c)
             hws.append(hw)
@@ -88,7 +88,7 @@ class _PIIPTrunk(nn.Module):
         for j in range(len(self.block_ranges[0])):
             for i, branch in enumerate(self.branches):
                 start, end = self.block_ranges[i][j]
-                xs[i], clss[i] = branch.forward_blocks(xs[i], clss[i], hws[i], start, end)
+                xs[i], clss[i] = branch.forward_blocks(xs[i], clss[i], hws[i], start, end)  # type: ignore[operator]
             if len(self.interactions):
                 xs = self.interactions[j](xs, hws, refs)
         return xs, clss, hws
@@ -150,7 +150,7 @@ class PIIPClassifier(_PIIPTrunk):
     def forward_branches(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Per-branch tokens (B, 1 + N_i, D_i) after the last interaction, cls token first."""
         xs, clss, _ = self._run(x)
-        return [torch.cat([c, t], dim=1) for c, t in zip(clss, xs, strict=True)]
+        return [torch.cat([c, t], dim=1) for c, t in zip(clss, xs, strict=True)]  # type: ignore[list-item]
 
     def merge(self, feats: list[torch.Tensor]) -> torch.Tensor:
         return self.head([f[:, 0] for f in feats])
@@ -181,5 +181,5 @@ def build_piip(cfg: PIIPConfig | str | Path, *, pretrained: bool = True) -> PIIP
     if pretrained:
         for i, b in enumerate(cfg.branches):
             if b.pretrained:
-                load_branch_pretrained(model.branches[i], b.pretrained, where=f"branches[{i}].pretrained")
+                load_branch_pretrained(model.branches[i], b.pretrained, where=f"branches[{i}].pretrained")  # type: ignore[arg-type]
     return model

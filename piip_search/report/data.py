@@ -139,11 +139,11 @@ class _HVTracker:
 
 def _hv_series(recs: list[Any], rows: list[dict[str, Any]], ref: list[float], directions: list[str],
                samplers: dict[int, str]) -> tuple[list, list, str, dict]:
-    by_trial, by_compute, by_sampler = [], [], {}
+    by_trial, by_compute, by_sampler = [], [], {}  # type: ignore[var-annotated]
     use_iters = any(r["iters"] for r in rows)
     unit = "proxy iterations" if use_iters else "evaluation hours"
     spent = 0.0
-    tracker, per_sampler = _HVTracker(ref, directions), {}
+    tracker, per_sampler = _HVTracker(ref, directions), {}  # type: ignore[var-annotated]
     for r, row in zip(recs, rows, strict=True):
         spent += (row["iters"] or 0.0) if use_iters else (row["duration_s"] or 0.0) / 3600.0
         if not r.on_front_candidate:
@@ -230,7 +230,7 @@ def _importances(study: optuna.Study, recs: list[Any]) -> tuple[dict[str, dict[s
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # its note on the sign, handled above
                     got = optuna.importance.get_param_importances(
-                        sub, evaluator=evaluator, target=lambda t, i=idx, s=sign: s * t.values[i], normalize=True)
+                        sub, evaluator=evaluator, target=lambda t, i=idx, s=sign: s * t.values[i], normalize=True)  # type: ignore[misc]
             except (ValueError, RuntimeError):  # e.g. every value equal: nothing to attribute
                 got = {}
             scores.update({k: float(v) for k, v in got.items()})
@@ -285,7 +285,7 @@ def _best_under_budgets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     lo, hi = min(r["gflops"] for r in ok), max(r["gflops"] for r in ok)
     budgets = [b for b in COMMON_BUDGETS if lo <= b <= hi]
     if len(budgets) < 2:  # a study of tiny models: budgets at fractions of its own FLOPs range
-        budgets = [float(f"{lo + (hi - lo) * q:.3g}") for q in (0.25, 0.5, 1.0)]
+        budgets = [float(f"{lo + (hi - lo) * q:.3g}") for q in (0.25, 0.5, 1.0)]  # type: ignore[misc]
     out = []
     for b in budgets:
         best = max((r for r in ok if r["gflops"] <= b), key=lambda r: r["ap"], default=None)

@@ -135,7 +135,7 @@ def _searcher_base():
     return Searcher
 
 
-class PiipSearcher(_searcher_base()):
+class PiipSearcher(_searcher_base()):  # type: ignore[misc]
     """Tune `Searcher` whose suggestions are `SearchDriver.prepare()`; its state lives in the study."""
 
     def __init__(self, driver: Any, spec: dict[str, Any], *, experiment: str, n_trials: int,
