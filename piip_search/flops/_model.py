@@ -29,6 +29,7 @@ from __future__ import annotations
 from piip_search.config import PIIPConfig
 from piip_search.flops import _terms as t
 from piip_search.flops._report import FlopsReport, Part, make_report
+from piip_search.flops._walk import Terms, branch_parts, interaction_parts
 
 RULES = t.FVCORE
 BILINEAR = 4  # per output element of a bilinear resize (fvcore)
@@ -41,51 +42,14 @@ def _resize(cfg: PIIPConfig) -> list[Part]:
     return [Part("resize", 0, flops, "formula")] if flops else []
 
 
-def _branch(cfg: PIIPConfig, i: int) -> list[Part]:
-    b = cfg.branches[i]
-    cls_task = cfg.task == "classification"
-    d, g = b.dim, b.grid
-    n = g * g
-    n_tok = n + 1 if cls_task else n
-    bt = b.block_type
-    mod = t.patch_embed(n, d, RULES)
-    n_pos = b.grid ** 2 if cls_task else b.pos_grid ** 2  # stored at the pretrain grid for detection
-    mod += t.Cost((n_pos + (1 if b.family == "internvit" else 0)) * d, 0)
-    if cls_task:
-        mod += t.Cost(d, 0)  # cls token
-    attn = 0
-    for k in range(b.n_blocks):
-        ws = b.window_of(k)
-        if ws is None:
-            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES)
-            attn += t.attention_matmuls(n_tok, n_tok, d)
-        else:
-            n_pad = t.padded_tokens(g, ws)
-            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES, n_pad)
-            attn += t.attention_matmuls(n_pad, ws * ws, d)
-    name = f"branch{i + 1}"
-    return [Part(name, mod.params, mod.flops, "module"), Part(f"{name}.attention", 0, attn, "formula")]
-
-
-def _interactions(cfg: PIIPConfig) -> list[Part]:
-    injectors = t.directions(cfg.unit_pairs())
-    if not injectors:
-        return []
-    ic, br = cfg.interactions, cfg.branches
-    mod, free = t.ZERO, 0
-    for q, k in injectors:  # query branch q, features from branch k
-        dq, dk, nq, nk = br[q].dim, br[k].dim, br[q].grid ** 2, br[k].grid ** 2
-        if ic.projection:
-            mod += t.linear(nk, dk, dq)
-        mod += t.injector(dq, dq if ic.projection else dk, nq, nk, ic, RULES)
-        if ic.attention == "deformable":
-            free += DEFORM_SAMPLE * nq * ic.points * int(dq * ic.deform_ratio)
-        else:
-            free += t.attention_matmuls(nq, nk, dq)
-    n = cfg.n_interactions
-    label = "deform" if ic.attention == "deformable" else "attention"
-    return [Part("interactions", mod.params * n, mod.flops * n, "module"),
-            Part(f"interactions.{label}", 0, free * n, "formula")]
+TERMS = Terms(
+    rules=RULES,
+    pos_tokens=lambda b, cls_task: b.grid ** 2 if cls_task else b.pos_grid ** 2,  # pretrain grid for detection
+    global_attn=lambda n_tok, n: (n_tok, n_tok),
+    window_qkv=lambda b, ws, n_tok: t.padded_tokens(b.grid, ws),  # both families: the flash path pads first
+    window_queries=lambda n_pad, n: n_pad,
+    deform=lambda ic, nq, dq: DEFORM_SAMPLE * nq * ic.points * int(dq * ic.deform_ratio),
+)
 
 
 def _merge(cfg: PIIPConfig) -> list[Part]:
@@ -123,8 +87,8 @@ def _heads(cfg: PIIPConfig) -> Part:
 def count_model(cfg: PIIPConfig) -> FlopsReport:
     parts: list[Part] = _resize(cfg)
     for i in range(len(cfg.branches)):
-        parts.extend(_branch(cfg, i))
-    parts.extend(_interactions(cfg))
+        parts.extend(branch_parts(cfg, i, TERMS))
+    parts.extend(interaction_parts(cfg, TERMS))
     if cfg.task == "classification":
         parts.append(_heads(cfg))
     else:

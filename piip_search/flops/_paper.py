@@ -25,56 +25,21 @@ from __future__ import annotations
 from piip_search.config import PIIPConfig
 from piip_search.flops import _terms as t
 from piip_search.flops._report import FlopsReport, Part, make_report
+from piip_search.flops._walk import Terms, branch_parts, interaction_parts
 
 RULES = t.MMCV
 DEFORM_K = 4  # n_points * n_levels, hard-coded in the official FLOPs scripts
 PAPER_HEAD_CLASSES = 1000  # the FLOPs script builds the classification PIIP with a 1000-way head
 
 
-def _branch(cfg: PIIPConfig, i: int) -> list[Part]:
-    b = cfg.branches[i]
-    cls_task = cfg.task == "classification"
-    d, g = b.dim, b.grid
-    n = g * g
-    n_tok = n + 1 if cls_task else n  # the cls token runs through the blocks
-    bt = b.block_type
-    mod = t.patch_embed(n, d, RULES)
-    mod += t.Cost((n + (1 if b.family == "internvit" else 0)) * d, 0)  # pos-embed at the real grid
-    if cls_task:
-        mod += t.Cost(d, 0)  # cls token
-    attn = 0
-    for k in range(b.n_blocks):
-        ws = b.window_of(k)
-        if ws is None:
-            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES)
-            attn += t.attention_matmuls(n, n, d)
-        else:
-            n_qkv = t.padded_tokens(g, ws) if b.family == "internvit" else n_tok
-            mod += t.block(d, b.mlp_hidden, bt, n_tok, RULES, n_qkv)
-            attn += t.attention_matmuls(n, ws * ws, d)
-    name = f"branch{i + 1}"
-    return [Part(name, mod.params, mod.flops, "module"), Part(f"{name}.attention", 0, attn, "formula")]
-
-
-def _interactions(cfg: PIIPConfig) -> list[Part]:
-    injectors = t.directions(cfg.unit_pairs())
-    if not injectors:
-        return []
-    ic, br = cfg.interactions, cfg.branches
-    mod, formula = t.ZERO, 0
-    for q, k in injectors:  # query branch q, features from branch k
-        dq, dk, gq, gk = br[q].dim, br[k].dim, br[q].grid, br[k].grid
-        if ic.projection:
-            mod += t.linear(gk * gk, dk, dq)
-        mod += t.injector(dq, dq if ic.projection else dk, gq * gq, gk * gk, ic, RULES)
-        if ic.attention == "deformable":
-            formula += 5 * gq * gq * DEFORM_K * dq
-        else:
-            formula += t.attention_matmuls(gq * gq, gk * gk, dq)
-    n = cfg.n_interactions
-    label = "deform" if ic.attention == "deformable" else "attention"
-    return [Part("interactions", mod.params * n, mod.flops * n, "module"),
-            Part(f"interactions.{label}", 0, formula * n, "formula")]
+TERMS = Terms(
+    rules=RULES,
+    pos_tokens=lambda b, cls_task: b.grid ** 2,  # pos-embed at the real grid
+    global_attn=lambda n_tok, n: (n, n),  # cls tokens ignored
+    window_qkv=lambda b, ws, n_tok: t.padded_tokens(b.grid, ws) if b.family == "internvit" else n_tok,
+    window_queries=lambda n_pad, n: n,  # ws^2 keys even where the real kernel pads
+    deform=lambda ic, nq, dq: 5 * nq * DEFORM_K * dq,
+)
 
 
 def _merge_and_head(cfg: PIIPConfig) -> list[Part]:
@@ -102,7 +67,7 @@ def _merge_and_head(cfg: PIIPConfig) -> list[Part]:
 def count_paper(cfg: PIIPConfig) -> FlopsReport:
     parts: list[Part] = []
     for i in range(len(cfg.branches)):
-        parts.extend(_branch(cfg, i))
-    parts.extend(_interactions(cfg))
+        parts.extend(branch_parts(cfg, i, TERMS))
+    parts.extend(interaction_parts(cfg, TERMS))
     parts.extend(_merge_and_head(cfg))
     return make_report(parts, "paper", cfg.name)
