@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _zoo_dir() -> Path:
-    return Path(str(resources.files("piip_search") / "configs"))
+    return Path(str(resources.files("piip_search") / "zoo"))
 
 
 def list_models() -> list[str]:
