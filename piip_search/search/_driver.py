@@ -33,6 +33,7 @@ from piip_search.errors import ConfigError, SearchSpaceError, StudyError
 from piip_search.search import _optuna_internals
 from piip_search.search import _records as R
 from piip_search.search._evaluators import EvalContext, Evaluator, resolve_evaluator
+from piip_search.search._gp_batch import BatchGPSampler
 from piip_search.search._lifecycle import (
     Heartbeat,
     fail_and_requeue,
@@ -42,6 +43,7 @@ from piip_search.search._lifecycle import (
     worker_id,
 )
 from piip_search.search._pending import replay_pending, save_pending
+from piip_search.search._proposals import ProposalQueue
 from piip_search.search._samplers import AUTO_SWITCH_AT, CachedTPESampler, GPThenTPESampler
 from piip_search.search._space import DEFAULT_MAX_RETRIES, SAMPLER_NAMES
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
@@ -69,7 +71,7 @@ def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # conditional b2.*/b3.* fall back to independent sampling by design: no warning per trial
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False)
+            return BatchGPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise SearchSpaceError(f"sampler: must be one of {list(SAMPLERS)}, got {name!r}")
@@ -111,6 +113,7 @@ class SearchDriver:
         self._known: dict[str, FrozenTrial] = {}
         self._scanned = 0  # trials[:_scanned] have been looked at by _refresh_known
         self._open: list[int] = []  # ... of which these were unfinished then
+        self.proposals = ProposalQueue.for_study(study, space)  # while GP samples: one fit proposes for all
 
     # ---- helpers --------------------------------------------------------------------------------------
     def _refresh_known(self) -> None:
@@ -169,6 +172,8 @@ class SearchDriver:
         Returns a finished outcome (invalid, infeasible, duplicate) or what `evaluate` needs.
         """
         recover_stale_trials(self.study, max_retries=self.max_retries)
+        if self.proposals is not None:
+            self.proposals.before_ask()
         trial = self.study.ask()
         trial.set_user_attr(R.WORKER, worker_id())
         mark_alive(self.study, trial._trial_id)

@@ -1,0 +1,249 @@
+"""A proposal queue: while GP samples, one worker at a time proposes configs for all, the others evaluate.
+
+A GP ask costs ~1 s of CPU at tens of trials (`_gp_batch.py`); eight workers of a 3 s evaluator that each ask for
+themselves spend more CPU than a 2-core machine has, and reached 0.44 of linear throughput. With the queue, a
+worker about to ask first looks at the study's queue (WAITING trials): when it holds fewer than half as many
+configs as there are busy workers, the worker that takes the study's proposer lock fits GP once on a copy of the
+study (pending trials included, which GP's q-EHVI accounts for) and enqueues the chosen config and the other
+distinct local maxima of the acquisition function (`BatchGPSampler.last_alternatives`), up to one per busy
+worker. Every worker then `ask`s as before, and Optuna hands out queued trials first (each to one worker: the
+storage moves it from WAITING to RUNNING once). Proposals are ordinary enqueued trials with a `proposal` user
+attribute, so crashes, retries and duplicate checks treat them like any other trial.
+
+- Lock: `flock` on `<journal>.proposer.lock` for a journal file, `pg_try_advisory_lock` for PostgreSQL. Both are
+  released by the kernel/server when their holder dies, so a killed proposer's lock is taken over at once.
+  Other storages have no queue (each worker samples for itself, as before).
+- Liveness: a worker that finds the queue empty while another proposes waits up to `wait_s` for its batch, then
+  samples for itself.
+- Only while GP is in charge (the `gp` sampler, or `auto` below its switch): TPE and random cost milliseconds
+  per ask and sample for themselves. `PIIP_SEARCH_PROPOSALS=0` turns the queue off.
+- Trade-off: the configs of one batch come from one fit rather than one fit each (the later ones are the
+  acquisition's other local maxima, not the best points after conditioning on the first). Search quality per
+  trial is not re-measured with the queue (benchmarks/bench_search_efficiency.py runs one worker, which
+  proposes for itself only when it is the only busy worker: batches of one, GP as before).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from piip_search.errors import ConfigError, SearchSpaceError
+from piip_search.search import _records as R
+from piip_search.search._gp_batch import BatchGPSampler
+from piip_search.search._lifecycle import worker_id
+
+__all__ = ["PROPOSAL", "FileProposerLock", "PgProposerLock", "ProposalQueue", "proposer_lock_for"]
+
+log = logging.getLogger("piip_search.search")
+PROPOSAL = "proposal"  # trial user attr of a queued proposal: {"by": worker, "batch": id, "rank": k}
+ENV_SWITCH = "PIIP_SEARCH_PROPOSALS"
+
+
+class FileProposerLock:
+    """Non-blocking `flock` on a file next to the journal (released by the kernel when the holder dies)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class PgProposerLock:
+    """PostgreSQL session advisory lock keyed on the study (released by the server when the session ends)."""
+
+    def __init__(self, engine: Any, key: str) -> None:
+        self.engine = engine
+        self.key = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        self._conn: Any = None
+
+    def try_acquire(self) -> bool:
+        from sqlalchemy import text
+
+        try:
+            conn = self.engine.connect()
+        except Exception as e:  # noqa: BLE001 - database unreachable: no proposing now; the storage retries
+            log.debug("proposer lock: %s", e)
+            return False
+        try:
+            got = bool(conn.execute(text("select pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
+        except Exception as e:  # noqa: BLE001
+            log.debug("proposer lock: %s", e)
+            got = False
+        if not got:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
+    def release(self) -> None:
+        if self._conn is None:
+            return
+        from sqlalchemy import text
+
+        try:
+            self._conn.execute(text("select pg_advisory_unlock(:k)"), {"k": self.key})
+        except Exception as e:  # noqa: BLE001 - the session is gone, and its lock with it
+            log.debug("proposer unlock: %s", e)
+        finally:
+            self._conn.close()
+            self._conn = None
+
+
+def proposer_lock_for(study: optuna.Study) -> FileProposerLock | PgProposerLock | None:
+    """The lock for `study`'s storage, or None when it has none (then there is no queue)."""
+    storage: Any = study._storage
+    for _ in range(4):  # RetryingStorage -> JournalStorage / _CachedStorage -> RDBStorage
+        backend = getattr(storage, "_backend", None)
+        if getattr(backend, "_piip_path", None):
+            return FileProposerLock(backend._piip_path + ".proposer.lock")
+        engine = getattr(storage, "engine", None)
+        if engine is not None and engine.dialect.name == "postgresql":
+            return PgProposerLock(engine, f"piip-search proposals {study._study_id} {study.study_name}")
+        storage = getattr(storage, "inner", None) or backend
+        if storage is None:
+            break
+    return None
+
+
+def _gp_in_charge(study: optuna.Study, n_complete: int) -> BatchGPSampler | None:
+    from piip_search.search._samplers import GPThenTPESampler
+
+    s = study.sampler
+    if isinstance(s, GPThenTPESampler):
+        s = s._choose(study)
+    if isinstance(s, BatchGPSampler) and n_complete >= s._n_startup_trials:
+        return s
+    return None
+
+
+def _busy_workers(trials: list[FrozenTrial]) -> int:
+    return len({t.user_attrs.get(R.WORKER) for t in trials if t.state == TrialState.RUNNING})
+
+
+class ProposalQueue:
+    """Keeps a study's queue of proposed configs filled while GP is in charge (module docstring)."""
+
+    def __init__(self, study: optuna.Study, space: Any, lock: Any, *, wait_s: float = 30.0,
+                 poll_s: float = 0.1) -> None:
+        self.study, self.space, self.lock = study, space, lock
+        self.wait_s, self.poll_s = wait_s, poll_s
+        self.proposed = 0  # configs this worker proposed (for benchmarks and logs)
+
+    @classmethod
+    def for_study(cls, study: optuna.Study, space: Any) -> ProposalQueue | None:
+        if os.environ.get(ENV_SWITCH, "1") == "0":
+            return None
+        lock = proposer_lock_for(study)
+        return cls(study, space, lock) if lock is not None else None
+
+    def before_ask(self) -> None:
+        """Make sure a queued config is there for this worker's next `ask`, if GP is in charge."""
+        trials = self.study.get_trials(deepcopy=False)
+        n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
+        gp = _gp_in_charge(self.study, n_complete)
+        if gp is None:
+            return
+        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        want = _busy_workers(trials) + 1  # the others and this one
+        if 2 * waiting >= want and waiting > 0:
+            return
+        if self.lock.try_acquire():
+            try:
+                trials = self.study.get_trials(deepcopy=False)  # what others did before we held the lock
+                waiting = sum(t.state == TrialState.WAITING for t in trials)
+                if 2 * waiting < want or waiting == 0:
+                    self.proposed += len(self._propose(gp, trials, max(1, want - waiting)))
+            finally:
+                self.lock.release()
+            return
+        deadline = time.monotonic() + self.wait_s
+        while waiting == 0 and time.monotonic() < deadline:  # another worker is proposing: take from its batch
+            time.sleep(self.poll_s)
+            waiting = len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+    def _propose(self, gp: BatchGPSampler, trials: list[FrozenTrial], n: int) -> list[dict[str, Any]]:
+        """Fit GP once on a copy of the study and enqueue up to `n` distinct configs; returns their params."""
+        mem = optuna.create_study(directions=self.study.directions, sampler=gp)
+        pending = _copy_into(mem, trials)
+        first = self._sample(mem)
+        proposals = [first]
+        alternatives = list(gp.last_alternatives)
+        mem.sampler = optuna.samplers.RandomSampler(seed=int(gp._rng.rng.randint(2**31)))  # GP's independent part
+        for alt in alternatives:
+            if len(proposals) >= n:
+                break
+            mem.enqueue_trial(alt, skip_if_exists=False)
+            proposals.append(self._sample(mem))
+        batch = f"{worker_id()}:{time.time_ns()}"
+        seen = set(pending)
+        out = []
+        for rank, params in enumerate(proposals):
+            key = _params_key(params)
+            if not params or key in seen:
+                continue
+            seen.add(key)
+            self.study.enqueue_trial(params, user_attrs={PROPOSAL: {"by": worker_id(), "batch": batch,
+                                                                    "rank": rank}}, skip_if_exists=False)
+            out.append(params)
+        log.info("proposed %d configs for %d busy workers (one GP fit)", len(out), n)
+        return out
+
+    def _sample(self, mem: optuna.Study) -> dict[str, Any]:
+        trial = mem.ask()
+        try:
+            self.space.sample(trial)
+        except (ConfigError, SearchSpaceError, ValueError):
+            pass  # the worker that takes it samples it again and records `failed:invalid-sample`, as without a queue
+        return dict(trial.params)
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _copy_into(mem: optuna.Study, trials: list[FrozenTrial]) -> list[str]:
+    """Complete trials as they are; running and queued ones as RUNNING (GP's pending points). Returns the
+    params keys of the pending ones."""
+    dists: dict[str, Any] = {}
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            dists.update(t.distributions)
+            mem.add_trial(t)
+    pending = []
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            params, d = dict(t.params), dict(t.distributions)
+        elif t.state == TrialState.WAITING:
+            fixed = t.system_attrs.get("fixed_params", {}) or {}
+            params = {k: v for k, v in fixed.items() if k in dists}
+            d = {k: dists[k] for k in params}
+        else:
+            continue
+        if params:
+            pending.append(_params_key(params if t.state == TrialState.RUNNING else fixed))
+            mem.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING, params=params, distributions=d))
+    return pending
