@@ -3,10 +3,11 @@
 A GP ask costs ~1 s of CPU at tens of trials (`_gp_batch.py`); eight workers of a 3 s evaluator that each ask for
 themselves spend more CPU than a 2-core machine has, and reached 0.44 of linear throughput. With the queue, a
 worker about to ask first looks at the study's queue (WAITING trials): when it holds fewer than half as many
-configs as there are busy workers, the worker that takes the study's proposer lock fits GP once on a copy of the
+configs as there are active workers, the worker that takes the study's proposer lock fits GP once on a copy of the
 study (pending trials included, which GP's q-EHVI accounts for) and enqueues the chosen config and the other
-distinct local maxima of the acquisition function (`BatchGPSampler.last_alternatives`), up to one per busy
-worker. Every worker then `ask`s as before, and Optuna hands out queued trials first (each to one worker: the
+distinct local maxima of the acquisition function and then its best random points
+(`BatchGPSampler.last_alternatives`), up to one per active worker and one spare. Every worker then `ask`s as
+before, and Optuna hands out queued trials first (each to one worker: the
 storage moves it from WAITING to RUNNING once). Proposals are ordinary enqueued trials with a `proposal` user
 attribute, so crashes, retries and duplicate checks treat them like any other trial.
 
@@ -20,7 +21,7 @@ attribute, so crashes, retries and duplicate checks treat them like any other tr
 - Trade-off: the configs of one batch come from one fit rather than one fit each (the later ones are the
   acquisition's other local maxima, not the best points after conditioning on the first). Search quality per
   trial is not re-measured with the queue (benchmarks/bench_search_efficiency.py runs one worker, which
-  proposes for itself only when it is the only busy worker: batches of one, GP as before).
+  proposes for itself only when it is the only active worker: batches of one, GP as before).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -140,8 +142,17 @@ def _gp_in_charge(study: optuna.Study, n_complete: int) -> BatchGPSampler | None
     return None
 
 
-def _busy_workers(trials: list[FrozenTrial]) -> int:
-    return len({t.user_attrs.get(R.WORKER) for t in trials if t.state == TrialState.RUNNING})
+def _active_workers(trials: list[FrozenTrial], recent_s: float = 60.0) -> int:
+    """Workers with a running trial or one finished in the last `recent_s` (this one excluded)."""
+    now, me = time.time(), worker_id()
+    active = set()
+    for t in trials:
+        if t.state == TrialState.RUNNING or (t.datetime_complete is not None
+                                              and now - t.datetime_complete.timestamp() < recent_s):
+            active.add(t.user_attrs.get(R.WORKER))
+    active.discard(me)
+    active.discard(None)
+    return len(active)
 
 
 class ProposalQueue:
@@ -152,6 +163,7 @@ class ProposalQueue:
         self.study, self.space, self.lock = study, space, lock
         self.wait_s, self.poll_s = wait_s, poll_s
         self.proposed = 0  # configs this worker proposed (for benchmarks and logs)
+        self._thread: threading.Thread | None = None
 
     @classmethod
     def for_study(cls, study: optuna.Study, space: Any) -> ProposalQueue | None:
@@ -161,29 +173,57 @@ class ProposalQueue:
         return cls(study, space, lock) if lock is not None else None
 
     def before_ask(self) -> None:
-        """Make sure a queued config is there for this worker's next `ask`, if GP is in charge."""
-        trials = self.study.get_trials(deepcopy=False)
-        n_complete = sum(t.state == TrialState.COMPLETE for t in trials)
-        gp = _gp_in_charge(self.study, n_complete)
-        if gp is None:
-            return
-        waiting = sum(t.state == TrialState.WAITING for t in trials)
-        want = _busy_workers(trials) + 1  # the others and this one
-        if 2 * waiting >= want and waiting > 0:
-            return
-        if self.lock.try_acquire():
-            try:
-                trials = self.study.get_trials(deepcopy=False)  # what others did before we held the lock
-                waiting = sum(t.state == TrialState.WAITING for t in trials)
-                if 2 * waiting < want or waiting == 0:
-                    self.proposed += len(self._propose(gp, trials, max(1, want - waiting)))
-            finally:
-                self.lock.release()
-            return
+        """Make sure a queued config is there for this worker's next `ask`, if GP is in charge. With configs in
+        the queue it returns at once, and refills a queue running low in a background thread (while this worker
+        evaluates); with none it proposes (or waits for the worker proposing) first."""
         deadline = time.monotonic() + self.wait_s
-        while waiting == 0 and time.monotonic() < deadline:  # another worker is proposing: take from its batch
-            time.sleep(self.poll_s)
-            waiting = len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        while True:
+            trials = self.study.get_trials(deepcopy=False)
+            gp = _gp_in_charge(self.study, sum(t.state == TrialState.COMPLETE for t in trials))
+            if gp is None:
+                return
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            target = self._target(trials)
+            if waiting > 0:
+                if waiting - 1 < target:  # this worker takes one: refill behind it
+                    self._refill_in_background(gp)
+                return
+            if self._refill(gp):
+                return
+            if time.monotonic() >= deadline:  # sample for itself
+                return
+            time.sleep(self.poll_s)  # another worker is proposing: wait for its batch
+
+    def _target(self, trials: list[FrozenTrial]) -> int:
+        others = _active_workers(trials)
+        return 2 * (others + 1) if others else 1  # a batch ahead for every worker; alone: GP as without a queue
+
+    def _refill(self, gp: BatchGPSampler) -> bool:
+        """Under the lock, top the queue up to its target; False if another worker holds the lock."""
+        if not self.lock.try_acquire():
+            return False
+        try:
+            trials = self.study.get_trials(deepcopy=False)  # what others did before we held the lock
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            target = self._target(trials)
+            if waiting < target:
+                self.proposed += len(self._propose(gp, trials, target - waiting))
+        finally:
+            self.lock.release()
+        return True
+
+    def _refill_in_background(self, gp: BatchGPSampler) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                self._refill(gp)
+            except Exception as e:  # noqa: BLE001 - a failed refill is retried at the next ask
+                log.warning("proposing configs failed: %s", str(e)[:300])
+
+        self._thread = threading.Thread(target=run, name="piip-propose", daemon=True)
+        self._thread.start()
 
     def _propose(self, gp: BatchGPSampler, trials: list[FrozenTrial], n: int) -> list[dict[str, Any]]:
         """Fit GP once on a copy of the study and enqueue up to `n` distinct configs; returns their params."""
@@ -199,17 +239,18 @@ class ProposalQueue:
             mem.enqueue_trial(alt, skip_if_exists=False)
             proposals.append(self._sample(mem))
         batch = f"{worker_id()}:{time.time_ns()}"
-        seen = set(pending)
+        seen = set(pending)  # never two pending trials with one config
+        tried = {_params_key(t.params) for t in trials if t.state.is_finished()}
         out = []
         for rank, params in enumerate(proposals):
             key = _params_key(params)
-            if not params or key in seen:
+            if not params or key in seen or (rank > 0 and key in tried):  # rank 0 is GP's own choice, kept
                 continue
             seen.add(key)
             self.study.enqueue_trial(params, user_attrs={PROPOSAL: {"by": worker_id(), "batch": batch,
                                                                     "rank": rank}}, skip_if_exists=False)
             out.append(params)
-        log.info("proposed %d configs for %d busy workers (one GP fit)", len(out), n)
+        log.info("proposed %d configs for %d workers (one GP fit)", len(out), n)
         return out
 
     def _sample(self, mem: optuna.Study) -> dict[str, Any]:
