@@ -10,7 +10,7 @@ throughput / (N x the same setting's one-worker throughput). `auto` runs twice: 
 All settings run one after another in the same invocation, so they share the machine's load.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_orchestration.py [--quick] [--storages journal postgres]
-        [--samplers auto auto-noqueue tpe random] [--workers 1 2 4 8] [--per-worker 8]
+        [--samplers auto auto-noqueue tpe random] [--workers 1 2 4 8] [--per-worker 10]
 
 Writes benchmarks/results/orchestration.json (or --out). PostgreSQL: $PIIP_SEARCH_PG_URL or
 scripts/start-postgres.sh; its benchmark studies are deleted afterwards.
@@ -74,17 +74,17 @@ def run_one(storage_kind: str, pg: str | None, sampler: str, n_workers: int, arg
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="N = 1 and 8 only, 6 trials per worker")
+    ap.add_argument("--quick", action="store_true", help="N = 1 and 8, samplers auto and auto-noqueue only")
     ap.add_argument("--storages", nargs="+", default=["journal", "postgres"], choices=["journal", "postgres"])
     ap.add_argument("--samplers", nargs="+", default=["auto", "auto-noqueue", "tpe", "random"])
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4, 8])
-    ap.add_argument("--per-worker", type=int, default=8)
+    ap.add_argument("--per-worker", type=int, default=10)
     ap.add_argument("--prefill", type=int, default=12)
     ap.add_argument("--sleep", type=float, default=3.0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "orchestration.json"))
     args = ap.parse_args()
     if args.quick:
-        args.workers, args.per_worker = [1, 8], 6
+        args.workers, args.samplers = [1, 8], ["auto", "auto-noqueue"]
     if 1 not in args.workers:
         args.workers = [1, *args.workers]
     pg = postgres_url() if "postgres" in args.storages else None

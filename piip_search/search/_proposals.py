@@ -222,7 +222,8 @@ class ProposalQueue:
             except Exception as e:  # noqa: BLE001 - a failed refill is retried at the next ask
                 log.warning("proposing configs failed: %s", str(e)[:300])
 
-        self._thread = threading.Thread(target=run, name="piip-propose", daemon=True)
+        # not a daemon: the interpreter waits for it at exit (torch aborts if its threads die mid-fit)
+        self._thread = threading.Thread(target=run, name="piip-propose", daemon=False)
         self._thread.start()
 
     def _propose(self, gp: BatchGPSampler, trials: list[FrozenTrial], n: int) -> list[dict[str, Any]]:
@@ -232,7 +233,10 @@ class ProposalQueue:
         first = self._sample(mem)
         proposals = [first]
         alternatives = list(gp.last_alternatives)
-        mem.sampler = optuna.samplers.RandomSampler(seed=int(gp._rng.rng.randint(2**31)))  # GP's independent part
+        # the alternatives' conditional params at random, as GP's independent sampler does; seeded without
+        # touching GP's random state, so GP's own next proposal stays what it would be without a queue
+        seed = int.from_bytes(hashlib.sha256(f"{_params_key(first)}:{len(trials)}".encode()).digest()[:4], "little")
+        mem.sampler = optuna.samplers.RandomSampler(seed=seed)
         for alt in alternatives:
             if len(proposals) >= n:
                 break
