@@ -153,7 +153,7 @@ def main() -> None:
     ap.add_argument("--outage-s", type=float, default=3.0)
     ap.add_argument("--gap-s", type=float, default=4.0, help="mean seconds between faults")
     ap.add_argument("--sleep", type=float, default=2.0, help="evaluator seconds")
-    ap.add_argument("--sampler", default="tpe")
+    ap.add_argument("--sampler", default="auto", help="the default: GP and its proposal queue after 10 trials")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fault_soak.json"))
     args = ap.parse_args()
@@ -169,7 +169,7 @@ def main() -> None:
         print(f"{r['storage']:9s} {r['requested']:9d} {r['completed_ok']:9d} {r['lost']:5d} {r['duplicated']:10d} "
               f"{kills:5d} {len(r['events']) - kills:7d} {r['killed_trials_requeued']:8d} {r['wall_s']:6.0f}")
         print(f"          statuses {r['statuses']}; configs evaluated twice: {r['configs_evaluated_twice']}")
-    out = Path(args.out)
+    out = Path(args.out) if Path(args.out).parent != Path(".") else Path(__file__).parent / "results" / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str))
     print(f"wrote {out}")

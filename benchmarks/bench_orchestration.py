@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,7 +48,9 @@ def throughput(trials: list, first_measured: int) -> dict:
     ok = sum(t.state == TrialState.COMPLETE for t in done)
     return {"trials_per_s": n / (t1 - t0) if t1 > t0 else float("nan"), "window_s": t1 - t0, "in_window": n,
             "finished": len(done), "complete": ok, "workers_seen": len(by_worker),
-            "from_queue": sum(PROPOSAL in t.user_attrs for t in done)}
+            "from_queue": sum(PROPOSAL in t.user_attrs for t in done),
+            "batch_sizes": sorted(Counter(t.user_attrs[PROPOSAL]["batch"] for t in trials
+                                          if PROPOSAL in t.user_attrs).values())}
 
 
 def run_one(storage_kind: str, pg: str | None, sampler: str, n_workers: int, args: argparse.Namespace) -> dict:
@@ -108,7 +111,7 @@ def main() -> None:
         for sampler in args.samplers:
             cells = {r["workers"]: r["vs_linear"] for r in rows if r["storage"] == storage and r["sampler"] == sampler}
             print(f"{storage:9s} {sampler:13s} " + " ".join(f"{cells[n]:<7.2f}" for n in ns))
-    out = Path(args.out)
+    out = Path(args.out) if Path(args.out).parent != Path(".") else Path(__file__).parent / "results" / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"sleep_s": args.sleep, "per_worker": args.per_worker, "prefill": args.prefill,
                                "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(),

@@ -30,6 +30,8 @@ FULL = [
      "high-res-160-224-320", "--out", "lc_b.json"],
     ["bench_learning_curve.py", "--merge", "lc_a.json", "lc_b.json"],
     ["bench_driver_overhead.py"],
+    ["bench_orchestration.py"],
+    ["bench_fault_soak.py"],
 ]
 QUICK = [
     ["bench_flops.py", "--random", "10"],
@@ -41,6 +43,8 @@ QUICK = [
     ["bench_learning_curve.py", "--configs", "narrow-64-64-32", "--factor", "1", "--fractions", "0.5", "--out",
      "learning_curve_quick.json"],
     ["bench_driver_overhead.py", "--fill", "200", "--measure", "20"],
+    ["bench_orchestration.py", "--quick", "--out", "orchestration_quick.json"],
+    ["bench_fault_soak.py", "--quick", "--out", "fault_soak_quick.json"],
 ]
 
 

@@ -2,11 +2,11 @@
 
 A GP ask costs ~1 s of CPU at tens of trials (`_gp_batch.py`); eight workers of a 3 s evaluator that each ask for
 themselves spend more CPU than a 2-core machine has, and reached 0.44 of linear throughput. With the queue, a
-worker about to ask first looks at the study's queue (WAITING trials): when it holds fewer than half as many
-configs as there are active workers, the worker that takes the study's proposer lock fits GP once on a copy of the
+worker about to ask first looks at the study's queue (WAITING trials): when it holds less than one config per
+active worker (half its target of two), the worker that takes the study's proposer lock fits GP once on a copy of the
 study (pending trials included, which GP's q-EHVI accounts for) and enqueues the chosen config and the other
 distinct local maxima of the acquisition function and then its best random points
-(`BatchGPSampler.last_alternatives`), up to one per active worker and one spare. Every worker then `ask`s as
+(`BatchGPSampler.last_alternatives`), up to two per active worker. Every worker then `ask`s as
 before, and Optuna hands out queued trials first (each to one worker: the
 storage moves it from WAITING to RUNNING once). Proposals are ordinary enqueued trials with a `proposal` user
 attribute, so crashes, retries and duplicate checks treat them like any other trial.
@@ -14,6 +14,8 @@ attribute, so crashes, retries and duplicate checks treat them like any other tr
 - Lock: `flock` on `<journal>.proposer.lock` for a journal file, `pg_try_advisory_lock` for PostgreSQL. Both are
   released by the kernel/server when their holder dies, so a killed proposer's lock is taken over at once.
   Other storages have no queue (each worker samples for itself, as before).
+- Pipelining: a worker that finds configs queued takes one at once; if the queue is below half its target, the
+  refill runs in a thread while the worker evaluates, so workers rarely wait for a fit.
 - Liveness: a worker that finds the queue empty while another proposes waits up to `wait_s` for its batch, then
   samples for itself.
 - Only while GP is in charge (the `gp` sampler, or `auto` below its switch): TPE and random cost milliseconds
@@ -185,7 +187,7 @@ class ProposalQueue:
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             target = self._target(trials)
             if waiting > 0:
-                if waiting - 1 < target:  # this worker takes one: refill behind it
+                if 2 * (waiting - 1) < target:  # this worker takes one; below half the target: refill behind it
                     self._refill_in_background(gp)
                 return
             if self._refill(gp):
@@ -206,7 +208,7 @@ class ProposalQueue:
             trials = self.study.get_trials(deepcopy=False)  # what others did before we held the lock
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             target = self._target(trials)
-            if waiting < target:
+            if 2 * waiting < target:  # a fit for at least half a target's configs, not a top-up of one or two
                 self.proposed += len(self._propose(gp, trials, target - waiting))
         finally:
             self.lock.release()
