@@ -10,7 +10,8 @@ after a crash), which recovers what the last kills left behind. Reported:
 
 - requested: T; completed: trials recorded `ok`; killed trials failed `failed:worker-died` and re-queued;
 - lost: evaluations that finished (a marker line) but whose result is not in the study, plus trials left
-  unfinished, plus killed trials whose config was not re-queued;
+  RUNNING, plus killed trials whose config was not re-queued or was re-queued and never run (spare proposals
+  of the GP proposal queue still WAITING at the end are counted apart: nothing was evaluated for them);
 - duplicated: a trial evaluated more than once, and configs evaluated to the end more than once.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_fault_soak.py [--quick] [--storages journal postgres]
@@ -128,12 +129,15 @@ def account(trials: list, marks: list[list[str]], requested: int) -> dict:
     mark_numbers = Counter(int(n) for _, n in marks)
     mark_fps = Counter(fp for fp, _ in marks)
     lost_results = [n for n in mark_numbers if n not in by_number or by_number[n].state != TrialState.COMPLETE]
-    unfinished = [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    # a RUNNING trial, or a re-queued config never run again, is lost; spare proposals still queued are not
+    unfinished = [t.number for t in trials if t.state == TrialState.RUNNING
+                  or (t.state == TrialState.WAITING and t.user_attrs.get("retry_of") is not None)]
+    spare = [t.number for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("retry_of") is None]
     not_requeued = [t.number for t in died if t.number not in requeued]
     return {
         "requested": requested, "trials_in_study": len(trials), "completed_ok": len(ok),
         "statuses": dict(status), "killed_trials_requeued": len(died) - len(not_requeued),
-        "evaluations_recorded": len(marks),
+        "evaluations_recorded": len(marks), "spare_proposals_queued": len(spare),
         "lost": len(lost_results) + len(unfinished) + len(not_requeued),
         "lost_detail": {"finished_evaluation_not_in_study": lost_results, "unfinished_trials": unfinished,
                         "killed_not_requeued": not_requeued},

@@ -178,7 +178,8 @@ class SearchDriver:
         trial.set_user_attr(R.WORKER, worker_id())
         mark_alive(self.study, trial._trial_id)
         try:
-            cfg = self.space.sample(trial)
+            with Heartbeat(self.study, trial._trial_id, max_retries=self.max_retries):  # GP may sample for long
+                cfg = self.space.sample(trial)
         except (ConfigError, SearchSpaceError, ValueError) as e:
             trial.set_user_attr(R.STATUS, "failed:invalid-sample")
             trial.set_user_attr(R.MESSAGE, str(e)[:2000])
