@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("PIIP_SEARCH_HEARTBEAT_S", "1")  # a killed remote worker's silence counts after 3 s
+os.environ.setdefault("PIIP_SEARCH_HEARTBEAT_S", "5")  # grace 15 s: longer than an outage (see README)
 # (set before piip_search is imported: the forked workers inherit its settings)
 
 import argparse  # noqa: E402
@@ -133,10 +133,13 @@ def account(trials: list, marks: list[list[str]], requested: int) -> dict:
     unfinished = [t.number for t in trials if t.state == TrialState.RUNNING
                   or (t.state == TrialState.WAITING and t.user_attrs.get("retry_of") is not None)]
     spare = [t.number for t in trials if t.state == TrialState.WAITING and t.user_attrs.get("retry_of") is None]
-    not_requeued = [t.number for t in died if t.number not in requeued]
+    # killed before it had a config (while sampling or proposing): nothing to re-queue, nothing lost
+    no_config = [t.number for t in died if t.number not in requeued and not t.params]
+    not_requeued = [t.number for t in died if t.number not in requeued and t.params]
     return {
         "requested": requested, "trials_in_study": len(trials), "completed_ok": len(ok),
-        "statuses": dict(status), "killed_trials_requeued": len(died) - len(not_requeued),
+        "statuses": dict(status), "killed_trials_requeued": len(died) - len(not_requeued) - len(no_config),
+        "killed_before_sampling": no_config,
         "evaluations_recorded": len(marks), "spare_proposals_queued": len(spare),
         "lost": len(lost_results) + len(unfinished) + len(not_requeued),
         "lost_detail": {"finished_evaluation_not_in_study": lost_results, "unfinished_trials": unfinished,
