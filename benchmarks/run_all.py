@@ -31,6 +31,8 @@ FULL = [
     ["bench_learning_curve.py", "--merge", "lc_a.json", "lc_b.json"],
     ["bench_driver_overhead.py"],
     ["bench_report.py"],
+    ["bench_orchestration.py"],
+    ["bench_fault_soak.py"],
 ]
 QUICK = [
     ["bench_flops.py", "--random", "10"],
@@ -43,6 +45,8 @@ QUICK = [
      "learning_curve_quick.json"],
     ["bench_driver_overhead.py", "--fill", "200", "--measure", "20"],
     ["bench_report.py", "--sizes", "100,1000", "--out", "report_quick.json"],
+    ["bench_orchestration.py", "--quick", "--out", "orchestration_quick.json"],
+    ["bench_fault_soak.py", "--quick", "--out", "fault_soak_quick.json"],
 ]
 
 

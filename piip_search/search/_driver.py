@@ -17,6 +17,7 @@ The study stores the space it was created with, so `worker`, `pareto` and `expor
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import warnings
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from piip_search.config import PIIPConfig
@@ -43,6 +45,7 @@ from piip_search.search._lifecycle import (
     worker_id,
 )
 from piip_search.search._pending import replay_pending, save_pending
+from piip_search.search._proposals import ProposalQueue
 from piip_search.search._samplers import AUTO_SWITCH_AT, GPThenTPESampler
 from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
@@ -54,6 +57,7 @@ SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
 # (GP's ask cost grows with the study: ~1.3 s at 200 trials, 2.6 s at 400; bench_driver_overhead.py) -- see README
 DEFAULT_SAMPLER = "auto"
 
+log = logging.getLogger("piip_search.search")
 A_STATUS = R.STATUS  # kept for the Ray backend
 #: Where evaluations run: this process (`optuna`), Ray tasks under our loop (`ray`), a Ray Tune experiment.
 BACKENDS = ("optuna", "ray", "ray-tune")
@@ -106,6 +110,7 @@ class SearchDriver:
         self._known: dict[str, FrozenTrial] = {}
         self._scanned = 0  # trials[:_scanned] have been looked at by _refresh_known
         self._open: list[int] = []  # ... of which these were unfinished then
+        self.proposals = ProposalQueue.for_study(study, space)  # while GP samples: one fit proposes for all
 
     # ---- helpers --------------------------------------------------------------------------------------
     def _refresh_known(self) -> None:
@@ -153,7 +158,11 @@ class SearchDriver:
 
     # ---- one trial --------------------------------------------------------------------------------------
     def run_one(self) -> TrialOutcome:
-        prepared = self.prepare()
+        try:
+            prepared = self.prepare()
+        except UpdateFinishedTrialError as e:  # a sweep took this trial for dead before it got going
+            log.warning("a trial of this worker was failed by another worker's sweep before it started (%s)", e)
+            return TrialOutcome(-1, R.TAKEN_OVER, None, {"message": str(e)})
         if isinstance(prepared, TrialOutcome):
             return prepared
         return self.evaluate(prepared)
@@ -164,11 +173,14 @@ class SearchDriver:
         Returns a finished outcome (invalid, infeasible, duplicate) or what `evaluate` needs.
         """
         recover_stale_trials(self.study, max_retries=self.max_retries)
+        if self.proposals is not None:
+            self.proposals.before_ask()
         trial = self.study.ask()
         trial.set_user_attr(R.WORKER, worker_id())
         mark_alive(self.study, trial._trial_id)
         try:
-            cfg = self.space.sample(trial)
+            with Heartbeat(self.study, trial._trial_id, max_retries=self.max_retries):  # GP may sample for long
+                cfg = self.space.sample(trial)
         except (ConfigError, SearchSpaceError, ValueError) as e:
             trial.set_user_attr(R.STATUS, "failed:invalid-sample")
             trial.set_user_attr(R.MESSAGE, str(e)[:2000])
@@ -297,6 +309,14 @@ class SearchDriver:
             save_pending(tdir, trial_id=trial._trial_id, number=trial.number, status=status, values=values,
                          user_attrs=attrs, constraints=constraints)
             raise
+        except UpdateFinishedTrialError:
+            # another worker's sweep took this trial for dead (and re-queued its config) while it trained: the
+            # result is recorded as a trial of its own, which the re-queued copy then finds as a duplicate
+            save_pending(tdir, trial_id=trial._trial_id, number=trial.number, status=status, values=values,
+                         user_attrs=attrs, constraints=constraints)
+            replay_pending(self.study, self.study_path)
+            log.warning("trial %d was failed by another worker's sweep while it trained; its result is kept",
+                        trial.number)
         return TrialOutcome(trial.number, status, values, clean)
 
     # ---- many trials --------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-def _death_reason(t: FrozenTrial, now: float, host: str) -> str | None:
+def _death_reason(t: FrozenTrial, now: float, host: str, *, trust_silence: bool = True) -> str | None:
     worker = str(t.user_attrs.get(R.WORKER, ""))
     h, _, pid = worker.rpartition(":")
     # a Tune trial runs in an actor and Tune restarts it itself (FailureConfig, Tuner.restore): the proposing
@@ -99,6 +99,8 @@ def _death_reason(t: FrozenTrial, now: float, host: str) -> str | None:
             return None
         if not _pid_alive(int(pid)):
             return f"worker {worker} died (process gone)"
+    if not trust_silence:
+        return None
     last = t.user_attrs.get(R.HEARTBEAT)
     if last is None and t.datetime_start is not None:
         last = t.datetime_start.timestamp()
@@ -137,9 +139,11 @@ def fail_and_requeue(study: optuna.Study, t: FrozenTrial, reason: str, *, status
 def recover_stale_trials(study: optuna.Study, *, max_retries: int) -> list[int]:
     """Fail and re-queue RUNNING trials of dead workers (any host); safe when many workers do it at once."""
     now, host = time.time(), worker_id().rpartition(":")[0]
+    # right after an outage this worker saw, every worker's heartbeats are old: silence proves nothing yet
+    trust_silence = now - getattr(study._storage, "last_outage_end", -float("inf")) > _storage.GRACE_S
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        reason = _death_reason(t, now, host)
+        reason = _death_reason(t, now, host, trust_silence=trust_silence)
         if reason and fail_and_requeue(study, t, reason, status=R.WORKER_DIED, max_retries=max_retries):
             recovered.append(t.number)
     return recovered

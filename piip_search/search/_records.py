@@ -23,6 +23,7 @@ from typing import Any
 OK, INFEASIBLE, STOPPED, TRUNCATED = "ok", "infeasible", "stopped", "truncated"
 FAILED = "failed:"  # prefix: failed:<reason>
 WORKER_DIED, INTERRUPTED, RETRIES_EXHAUSTED = "failed:worker-died", "failed:interrupted", "failed:retries-exhausted"
+TAKEN_OVER = "failed:taken-over"  # what a worker reports when a sweep failed its trial before it started
 LEGACY = {"pruned": STOPPED}  # older studies wrote `pruned` for a rung stop
 REUSABLE = (OK, INFEASIBLE, STOPPED)  # a duplicate config may copy a result with one of these statuses
 

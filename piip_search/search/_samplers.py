@@ -24,6 +24,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from piip_search._registry import Registry
+from piip_search.search._gp_batch import BatchGPSampler
 from piip_search.search._optuna_internals import CachedTPESampler
 
 #: COMPLETE trials after which "auto" leaves GP for TPE: GP's proven range (README, search efficiency).
@@ -102,7 +103,8 @@ def _tpe(seed: int | None) -> BaseSampler:
 @SAMPLERS.register("gp")
 def _gp(seed: int | None) -> BaseSampler:
     # conditional b2.*/b3.* fall back to independent sampling by design: no warning per trial
-    return _quiet(lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False))
+    # BatchGPSampler: GPSampler's own proposals, plus the acquisition's other optima for the proposal queue
+    return _quiet(lambda: BatchGPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False))
 
 
 @SAMPLERS.register("random")

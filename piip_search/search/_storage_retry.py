@@ -65,6 +65,7 @@ class RetryingStorage(optuna.storages.BaseStorage):
         self.outage_limit_s = float(outage_limit_s)
         self.describe = describe
         self.outages = 0  # outages survived (shown by `status` through the log)
+        self.last_outage_end = -float("inf")  # time.time() when the storage last came back
         self._sleep = sleep
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -92,6 +93,7 @@ class RetryingStorage(optuna.storages.BaseStorage):
                 delay = min(delay * 2, 5.0)
                 continue
             if start is not None:
+                self.last_outage_end = time.time()
                 log.warning("%s reachable again after %.1f s", self.describe, time.monotonic() - start)
             return result
 
