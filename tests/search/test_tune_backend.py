@@ -127,7 +127,8 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     space_file = tmp_path / "space.yaml"
     space_file.write_text(yaml.safe_dump(space_of(branches=WIDE, proxy={"sleep_s": 3.0}).to_dict()))
     cmd, env = _cli(tmp_path, space_file)
-    driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_log = (tmp_path / "first-driver.log").open("w")  # kept for diagnosis
+    driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=first_log, stderr=subprocess.STDOUT)
     study_dir = tmp_path / "crash"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not _finished_and_running(study_dir):
@@ -142,7 +143,8 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     assert done.returncode == 0, done.stderr[-3000:]
     study, _ = attach_study("crash", storage_url=None, trials_dir=tmp_path)
     recs = records(study)
-    assert len(recs) == 4 and all(r.status == "ok" for r in recs), [(r.number, r.status) for r in recs]
+    assert len(recs) == 4 and all(r.status == "ok" for r in recs), ([(r.number, r.status) for r in recs],
+                                                                    done.stderr[-4000:])
     assert study.user_attrs["tune:current"] == "tune-000"  # restored, not a new experiment
     trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
     for number in recorded:  # recorded before the kill: never evaluated again
