@@ -156,6 +156,7 @@ class PiipSearcher(_searcher_base()):
         # unpickled by `Tuner.restore` in a driver that announced itself (run_with_tune): use its driver and bar
         self._driver, self._bar = _RESTORING.get((self.spec["study"], self.experiment), (None, None))
         _RESTORED[(self.spec["study"], self.experiment)] = self
+        self._orphans = None  # computed by `restore`, or at the first suggestion if Tune could not restore its state
 
     def save(self, checkpoint_path: str) -> None:
         # the study holds the search state (written at every suggestion); Tune's trial ids of running trials are
@@ -165,11 +166,14 @@ class PiipSearcher(_searcher_base()):
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._live = {k: tuple(v) for k, v in state["live"].items()}
-        # suggested after Tune's last experiment checkpoint, so unknown to the restored experiment: offered again
+        self._orphans = self._find_orphans()
+
+    def _find_orphans(self) -> list[int]:
+        """Suggested trials still RUNNING that no restored Tune trial will run (suggested after Tune's last
+        experiment checkpoint, or all of them when Tune's restore failed): offered again as new Tune trials."""
         known = {number for number, _ in self._live.values()}
         trials = self.driver.study.get_trials(deepcopy=False)
-        self._orphans = [n for n in self._ledger()["suggested"]
-                         if n not in known and trials[n].state == TrialState.RUNNING]
+        return [n for n in self._ledger()["suggested"] if n not in known and trials[n].state == TrialState.RUNNING]
 
     @property
     def driver(self) -> Any:
@@ -202,6 +206,8 @@ class PiipSearcher(_searcher_base()):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         from piip_search.search._driver import TrialOutcome
 
+        if getattr(self, "_orphans", []) is None:  # restored without Tune's searcher checkpoint
+            self._orphans = self._find_orphans()
         if getattr(self, "_orphans", None):
             frozen = self.driver.study.trials[self._orphans.pop(0)]
             return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)

@@ -131,11 +131,12 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=first_log, stderr=subprocess.STDOUT)
     study_dir = tmp_path / "crash"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _finished_and_running(study_dir):
+    running: list[int] = []
+    while time.monotonic() < deadline and not running:
         time.sleep(0.1)  # kill once a trial has finished and another is mid-evaluation
+        running = _finished_and_running(study_dir)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    running = _finished_and_running(study_dir)
     assert running, "no trial finished while another ran before the deadline"
     recorded = {int(p.parent.name.split("_")[1]) for p in study_dir.glob("trial_*/metrics.json")}
     cmd, env = _cli(tmp_path, space_file, "--resume")
