@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,7 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
     with SearchProgress(driver, n_trials, enabled=progress) as bar:
         if restore_name is not None:
             _reseed(study)
+            _fail_unsuggested(study, restore_name)
             key = (study.study_name, restore_name)
             _RESTORING[key] = (driver, bar)
             try:
@@ -324,6 +326,21 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
                     failure_config=tune.FailureConfig(max_failures=retry_limit(space))))
         tuner.fit()
     return searcher.outcomes
+
+
+def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:
+    """Trials the dead driver asked for but never suggested to Tune (killed inside `prepare`): failed, as a local
+    worker's stale trial is; they were never evaluated."""
+    from piip_search.search._driver import A_STATUS, _pid_alive
+
+    suggested = set((study.user_attrs.get(ATTR_PREFIX + experiment) or {}).get("suggested", []))
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        h, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if t.number not in suggested and h == host and pid.isdigit() and not _pid_alive(int(pid)):
+            study._storage.set_trial_user_attr(t._trial_id, A_STATUS, "failed:worker-died")
+            study._storage.set_trial_user_attr(t._trial_id, "message", "driver died before suggesting it to Tune")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def _reseed(study: optuna.Study) -> None:

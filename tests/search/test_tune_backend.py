@@ -143,15 +143,21 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     study, _ = attach_study("crash", storage_url=None, trials_dir=tmp_path)
-    recs = records(study)
+    suggested = study.user_attrs["tune:tune-000"]["suggested"]
+    # a trial the first driver asked for but was killed before suggesting to Tune is failed, never evaluated
+    for t in study.trials:
+        if t.number not in suggested:
+            assert t.user_attrs["status"] == "failed:worker-died", t.user_attrs
+            assert not (study_dir / f"trial_{t.number:05d}" / "evals.log").exists()
+    recs = [r for r in records(study) if r.number in suggested]
     assert len(recs) == 4 and all(r.status == "ok" for r in recs), ([(r.number, r.status) for r in recs],
                                                                     done.stderr[-4000:])
     assert study.user_attrs["tune:current"] == "tune-000"  # restored, not a new experiment
-    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    trained = [t for t in study.trials if t.number in suggested and "duplicate_of" not in t.user_attrs]
     for number in recorded:  # recorded before the kill: never evaluated again
         assert (study_dir / f"trial_{number:05d}" / "evals.log").read_text().split() == ["start", "end"]
     assert len({t.user_attrs["fingerprint"] for t in trained}) == len(trained)  # no config trained twice
-    for t in study.trials:  # a re-proposed config (the resumed sampler is seeded again) is copied, not trained
+    for t in study.trials:  # a re-proposed config is copied, not trained
         if "duplicate_of" in t.user_attrs:
             assert not (study_dir / f"trial_{t.number:05d}" / "evals.log").exists()
     for number in running:  # mid-run at the kill: either its actor outlived the driver long enough to tell the
