@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -183,3 +184,20 @@ def test_resources_per_trial_come_from_the_proxy_block_and_pass_its_check():
     assert _resources(space_of(), {"CPU": 4.0, "GPU": 1.0}) == {"cpu": 1.0, "gpu": 1.0}  # a GPU each by default
     assert _slots({"CPU": 4.0}, _resources(space_of(), {"CPU": 4.0})) == 4
     assert retry_limit(space_of()) == 2
+
+
+def test_multi_fidelity_promotion_runs_in_tune_trials_and_streams_each_rung(ray_cluster, tmp_path):
+    from ray.tune import ExperimentAnalysis
+
+    space = space_of(branches=WIDE, fidelity={"rungs": [10, 30, 90], "eta": 3, "min_results": 2})
+    study, outs = run_search(space, name="mf", trials_dir=tmp_path, n_trials=8, seed=2, backend="ray-tune",
+                             progress=False, max_concurrent=2)
+    statuses = {o.number: o.status for o in outs}
+    assert "pruned" in statuses.values() and "ok" in statuses.values(), statuses
+    for t in ExperimentAnalysis(str(tmp_path / "mf" / "tune" / "tune-000")).trials:
+        with (Path(t.path) / "progress.csv").open() as f:
+            curve = list(csv.DictReader(f))  # Tune's per-trial learning curve
+        points = [r for r in curve if r.get("iters")]  # one result per evaluation point, then the final one
+        assert [int(r["iters"]) for r in points] == [10, 30, 90][:len(points)] and len(curve) == len(points) + 1
+        if statuses[t.config["trial_number"]] == "pruned":  # stopped where our promotion rule said so
+            assert int(points[-1]["iters"]) < 90 and points[-1]["promoted"] == "False"
