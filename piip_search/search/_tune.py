@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,7 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         # unpickled by `Tuner.restore` in a driver that announced itself (run_with_tune): use its driver and bar
         self._driver, self._bar = _RESTORING.get((self.spec["study"], self.experiment), (None, None))
         _RESTORED[(self.spec["study"], self.experiment)] = self
+        self._orphans = None  # computed by `restore`, or at the first suggestion if Tune could not restore its state
 
     def save(self, checkpoint_path: str) -> None:
         # the study holds the search state (written at every suggestion); Tune's trial ids of running trials are
@@ -167,11 +169,14 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
     def restore(self, checkpoint_path: str) -> None:
         state = json.loads(Path(checkpoint_path).read_text())
         self._live = {k: tuple(v) for k, v in state["live"].items()}
-        # suggested after Tune's last experiment checkpoint, so unknown to the restored experiment: offered again
+        self._orphans = self._find_orphans()
+
+    def _find_orphans(self) -> list[int]:
+        """Suggested trials still RUNNING that no restored Tune trial will run (suggested after Tune's last
+        experiment checkpoint, or all of them when Tune's restore failed): offered again as new Tune trials."""
         known = {number for number, _ in self._live.values()}
         trials = self.driver.study.get_trials(deepcopy=False)
-        self._orphans = [n for n in self._ledger()["suggested"]
-                         if n not in known and trials[n].state == TrialState.RUNNING]
+        return [n for n in self._ledger()["suggested"] if n not in known and trials[n].state == TrialState.RUNNING]
 
     @property
     def driver(self) -> Any:
@@ -204,6 +209,8 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         from piip_search.search._driver import TrialOutcome
 
+        if getattr(self, "_orphans", []) is None:  # restored without Tune's searcher checkpoint
+            self._orphans = self._find_orphans()
         if getattr(self, "_orphans", None):
             frozen = self.driver.study.trials[self._orphans.pop(0)]
             return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)
@@ -298,6 +305,7 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
     with SearchProgress(driver, n_trials, enabled=progress) as bar:
         if restore_name is not None:
             _reseed(study)
+            _fail_unsuggested(study, restore_name)
             key = (study.study_name, restore_name)
             _RESTORING[key] = (driver, bar)
             try:
@@ -320,6 +328,21 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
                     failure_config=tune.FailureConfig(max_failures=retry_limit(space))))
         tuner.fit()
     return searcher.outcomes
+
+
+def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:
+    """Trials the dead driver asked for but never suggested to Tune (killed inside `prepare`): failed, as a local
+    worker's stale trial is; they were never evaluated."""
+    from piip_search.search._driver import A_STATUS, _pid_alive
+
+    suggested = set((study.user_attrs.get(ATTR_PREFIX + experiment) or {}).get("suggested", []))
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        h, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
+        if t.number not in suggested and h == host and pid.isdigit() and not _pid_alive(int(pid)):
+            study._storage.set_trial_user_attr(t._trial_id, A_STATUS, "failed:worker-died")
+            study._storage.set_trial_user_attr(t._trial_id, "message", "driver died before suggesting it to Tune")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def _reseed(study: optuna.Study) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -127,28 +128,37 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     space_file = tmp_path / "space.yaml"
     space_file.write_text(yaml.safe_dump(space_of(branches=WIDE, proxy={"sleep_s": 3.0}).to_dict()))
     cmd, env = _cli(tmp_path, space_file)
-    driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first_log = (tmp_path / "first-driver.log").open("w")  # kept for diagnosis
+    driver = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=first_log, stderr=subprocess.STDOUT)
     study_dir = tmp_path / "crash"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not _finished_and_running(study_dir):
+    running: list[int] = []
+    while time.monotonic() < deadline and not running:
         time.sleep(0.1)  # kill once a trial has finished and another is mid-evaluation
+        running = _finished_and_running(study_dir)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    running = _finished_and_running(study_dir)
     assert running, "no trial finished while another ran before the deadline"
     recorded = {int(p.parent.name.split("_")[1]) for p in study_dir.glob("trial_*/metrics.json")}
     cmd, env = _cli(tmp_path, space_file, "--resume")
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     study, _ = attach_study("crash", storage_url=None, trials_dir=tmp_path)
-    recs = records(study)
-    assert len(recs) == 4 and all(r.status == "ok" for r in recs), [(r.number, r.status) for r in recs]
+    suggested = study.user_attrs["tune:tune-000"]["suggested"]
+    # a trial the first driver asked for but was killed before suggesting to Tune is failed, never evaluated
+    for t in study.trials:
+        if t.number not in suggested:
+            assert t.user_attrs["status"] == "failed:worker-died", t.user_attrs
+            assert not (study_dir / f"trial_{t.number:05d}" / "evals.log").exists()
+    recs = [r for r in records(study) if r.number in suggested]
+    assert len(recs) == 4 and all(r.status == "ok" for r in recs), ([(r.number, r.status) for r in recs],
+                                                                    done.stderr[-4000:])
     assert study.user_attrs["tune:current"] == "tune-000"  # restored, not a new experiment
-    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    trained = [t for t in study.trials if t.number in suggested and "duplicate_of" not in t.user_attrs]
     for number in recorded:  # recorded before the kill: never evaluated again
         assert (study_dir / f"trial_{number:05d}" / "evals.log").read_text().split() == ["start", "end"]
     assert len({t.user_attrs["fingerprint"] for t in trained}) == len(trained)  # no config trained twice
-    for t in study.trials:  # a re-proposed config (the resumed sampler is seeded again) is copied, not trained
+    for t in study.trials:  # a re-proposed config is copied, not trained
         if "duplicate_of" in t.user_attrs:
             assert not (study_dir / f"trial_{t.number:05d}" / "evals.log").exists()
     for number in running:  # mid-run at the kill: either its actor outlived the driver long enough to tell the
@@ -174,3 +184,20 @@ def test_resources_per_trial_come_from_the_proxy_block_and_pass_its_check():
     assert _resources(space_of(), {"CPU": 4.0, "GPU": 1.0}) == {"cpu": 1.0, "gpu": 1.0}  # a GPU each by default
     assert _slots({"CPU": 4.0}, _resources(space_of(), {"CPU": 4.0})) == 4
     assert retry_limit(space_of()) == 2
+
+
+def test_multi_fidelity_promotion_runs_in_tune_trials_and_streams_each_rung(ray_cluster, tmp_path):
+    from ray.tune import ExperimentAnalysis
+
+    space = space_of(branches=WIDE, fidelity={"rungs": [10, 30, 90], "eta": 3, "min_results": 2})
+    study, outs = run_search(space, name="mf", trials_dir=tmp_path, n_trials=8, seed=2, backend="ray-tune",
+                             progress=False, max_concurrent=2)
+    statuses = {o.number: o.status for o in outs}
+    assert "pruned" in statuses.values() and "ok" in statuses.values(), statuses
+    for t in ExperimentAnalysis(str(tmp_path / "mf" / "tune" / "tune-000")).trials:
+        with (Path(t.path) / "progress.csv").open() as f:
+            curve = list(csv.DictReader(f))  # Tune's per-trial learning curve
+        points = [r for r in curve if r.get("iters")]  # one result per evaluation point, then the final one
+        assert [int(r["iters"]) for r in points] == [10, 30, 90][:len(points)] and len(curve) == len(points) + 1
+        if statuses[t.config["trial_number"]] == "pruned":  # stopped where our promotion rule said so
+            assert int(points[-1]["iters"]) < 90 and points[-1]["promoted"] == "False"
