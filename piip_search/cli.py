@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--study", default=None, help="study name (default: the space's name)")
     sp.add_argument("--storage", default=None, help="Optuna storage URL (default: trials/<study>/study.db)")
     sp.add_argument("--trials", type=int, default=None, help="number of trials to run now")
-    sp.add_argument("--sampler", default=None, choices=["auto", "nsga2", "tpe", "gp", "random"])
+    sp.add_argument("--sampler", default=None, choices=["auto", "nsga2", "tpe", "gp", "random", "known-cost"])
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--backend", default="optuna", choices=["optuna", "ray"])
     sp.add_argument("--evaluator", default=None, help="builtin:proxy | builtin:flops-only | package.module:function")

@@ -36,7 +36,7 @@ from piip_search.search._evaluators import EvalContext, Evaluator, resolve_evalu
 from piip_search.search._samplers import AUTO_SWITCH_AT, CachedTPESampler, GPThenTPESampler
 from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 
-SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random")
+SAMPLERS = ("auto", "nsga2", "tpe", "gp", "random", "known-cost")
 # auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then tpe
 # (GP's ask cost grows with the study: ~1.3 s at 200 trials, 2.6 s at 400; bench_driver_overhead.py) -- see README
 DEFAULT_SAMPLER = "auto"
@@ -46,8 +46,15 @@ A_STATUS, A_FP, A_CONFIG = "status", "fingerprint", "config"
 FULL_FIDELITY = "full_fidelity"  # constraint violated (> 0) by trials stopped at a lower rung
 
 
-def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT) -> optuna.samplers.BaseSampler:
-    """Seeded samplers; constraints are read from `trial.constraints` (Optuna >= 5)."""
+def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT,
+                 space: Any = None) -> optuna.samplers.BaseSampler:
+    """Seeded samplers; constraints are read from `trial.constraints` (Optuna >= 5). `known-cost` needs `space`."""
+    if name == "known-cost":
+        from piip_search.search._known_cost import KnownCostSampler
+
+        if space is None:
+            raise SearchSpaceError("sampler: known-cost needs the search space")
+        return KnownCostSampler(space, seed=seed)
     if name == "auto":
         return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
     if name == "nsga2":
@@ -370,7 +377,7 @@ def open_study(space: Any, *, name: str, storage_url: str | None, trials_dir: st
     if exists and not resume:
         raise StudyError(f"study {name!r} already exists; pass --resume to continue it, or choose another --study")
     if exists:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed))
+        study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed, space=space))
         stored = study.user_attrs.get(SPACE_ATTR)
         if stored is not None and stored != space_dict:
             raise StudyError(f"study {name!r} was created with a different search space; resume it with the "
@@ -378,7 +385,7 @@ def open_study(space: Any, *, name: str, storage_url: str | None, trials_dir: st
         return study
     directions = [d for _, d in objectives_of(space)]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions,
-                                sampler=make_sampler(sampler, seed))
+                                sampler=make_sampler(sampler, seed, space=space))
     study.set_user_attr(SPACE_ATTR, space_dict)
     study.set_user_attr("objectives", objectives_of(space))
     study.set_user_attr("sampler", sampler)
@@ -397,7 +404,7 @@ def attach_study(name: str, *, storage_url: str | None, trials_dir: str | Path, 
         raise StudyError(f"study {name!r} was not created by piip-search (no stored search space)")
     space = SearchSpace.from_dict(stored, source=f"study {name}")
     sampler = sampler or study.user_attrs.get("sampler", DEFAULT_SAMPLER)
-    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed))
+    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(sampler, seed, space=space))
     return study, space
 
 

@@ -91,7 +91,7 @@ OBJECTIVES: dict[str, str] = {
 DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("flops", "minimize"), ("ap", "maximize"))
 
 #: Sampler names a space may choose as its default (the driver maps them to Optuna samplers).
-SAMPLER_NAMES: tuple[str, ...] = ("auto", "nsga2", "tpe", "gp", "random")
+SAMPLER_NAMES: tuple[str, ...] = ("auto", "nsga2", "tpe", "gp", "random", "known-cost")
 
 FLOPS_CONVENTIONS: tuple[str, ...] = ("model", "paper")
 ATTENTIONS: tuple[str, ...] = ("deformable", "regular")
