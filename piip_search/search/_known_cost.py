@@ -266,7 +266,7 @@ class KnownCostSampler(BaseSampler):
         cost = np.array([c.known for c in done])
         ap = np.array(ys)
         fc, fa = front_staircase(cost, ap, (self._cost_ref, self.ap_ref))
-        on_front = set(zip(fc.tolist(), fa.tolist()))
+        on_front = set(zip(fc.tolist(), fa.tolist(), strict=True))
         front = [c for c, y in zip(done, ys, strict=True) if (c.known, y) in on_front]
         neigh = [p for c in front for p in self._neighbours(self.space.params_from_config(c.cfg))]
         self._rng.shuffle(neigh)
