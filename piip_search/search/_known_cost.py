@@ -11,8 +11,8 @@ says in a millisecond. This sampler chooses a whole config per trial:
    noise term (Optuna's own GP code, `optuna._gp`, which GPSampler uses) on a fixed-length encoding of the
    whole config: branches in order with absent ones padded by zeros, each with presence, log-width, depth,
    log-resolution and window/grid; branch count, interaction count, direction and attention one-hot, and
-   log-FLOPs as a feature (AP is smooth in cost). A GP beat a tree ensemble here because EHVI needs a
-   calibrated variance far from the data, which tree spreads do not give on a few dozen points.
+   log-FLOPs as a feature (AP is smooth in cost). A GP rather than a tree ensemble because EHVI needs a
+   variance that grows away from the data; a tree ensemble was not measured against it (not yet done).
 3. **Acquisition.** Expected hypervolume improvement in (GFLOPs, AP) with FLOPs exact and AP Gaussian, in
    closed form over the 2-D front staircase (`expected_hvi`, tested against Monte Carlo). The reference point
    is (FLOPs budget, `ap_ref`).
