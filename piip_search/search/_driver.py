@@ -65,13 +65,15 @@ BACKENDS = ("optuna", "ray", "ray-tune")
 TrialHook = Callable[[optuna.Study, Path], Callable[..., Any]]
 
 
-def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT) -> optuna.samplers.BaseSampler:
-    """A seeded sampler from the `SAMPLERS` registry; constraints are read from `trial.constraints`."""
+def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT,
+                 space: SearchSpace | None = None) -> optuna.samplers.BaseSampler:
+    """A seeded sampler from the `SAMPLERS` registry (`known-cost` needs `space`); constraints are read from
+    `trial.constraints`."""
     if name not in SAMPLER_REGISTRY:
         raise SearchSpaceError(f"sampler: must be one of {list(SAMPLER_REGISTRY)}, got {name!r}")
     if name == "auto" and switch_at != AUTO_SWITCH_AT:  # benchmarks move the switch
         return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
-    return SAMPLER_REGISTRY.get(name)(seed)
+    return SAMPLER_REGISTRY.get(name)(seed, space)
 
 
 @dataclass
@@ -454,11 +456,11 @@ def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials
             raise StudyError(f"study {name!r} was created with a different search space; resume it with the "
                              f"same space file (or use `piip-search worker`)")
         _check_evaluator(study, evaluator or space.evaluator)
-        study.sampler = make_sampler(sampler, continuing_seed(study, seed))
+        study.sampler = make_sampler(sampler, continuing_seed(study, seed), space=space)
         return study
     directions = [d for _, d in objectives_of(space)]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions,  # type: ignore[arg-type]
-                                sampler=make_sampler(sampler, seed))
+                                sampler=make_sampler(sampler, seed, space=space))
     study.set_user_attr(SPACE_ATTR, space_dict)
     study.set_user_attr(R.STUDY_OBJECTIVES, objectives_of(space))
     study.set_user_attr(R.STUDY_SAMPLER, sampler)
@@ -500,7 +502,7 @@ def attach_study(name: str, *, storage_url: str | None, trials_dir: str | Path, 
         raise StudyError(f"study {name!r} was not created by piip-search (no stored search space)")
     space = SearchSpace.from_dict(stored, source=f"study {name}", check_budgets=False)
     sampler = sampler or study.user_attrs.get(R.STUDY_SAMPLER, DEFAULT_SAMPLER)
-    study.sampler = make_sampler(sampler, continuing_seed(study, seed))
+    study.sampler = make_sampler(sampler, continuing_seed(study, seed), space=space)
     return study, space
 
 

@@ -82,31 +82,42 @@ def _quiet(factory: Callable[[], BaseSampler]) -> BaseSampler:
         return factory()
 
 
-SAMPLERS: Registry[Callable[[int | None], BaseSampler]] = Registry("sampler")
+SAMPLERS: Registry[Callable[[int | None, Any], BaseSampler]] = Registry("sampler")  # (seed, space) -> sampler
 
 
 @SAMPLERS.register("auto")
-def _auto(seed: int | None) -> BaseSampler:
-    return GPThenTPESampler(SAMPLERS.get("gp")(seed), SAMPLERS.get("tpe")(seed), switch_at=AUTO_SWITCH_AT)
+def _auto(seed: int | None, space: Any = None) -> BaseSampler:
+    return GPThenTPESampler(SAMPLERS.get("gp")(seed, space), SAMPLERS.get("tpe")(seed, space), switch_at=AUTO_SWITCH_AT)
 
 
 @SAMPLERS.register("nsga2")
-def _nsga2(seed: int | None) -> BaseSampler:
+def _nsga2(seed: int | None, space: Any = None) -> BaseSampler:
     return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
 
 
 @SAMPLERS.register("tpe")
-def _tpe(seed: int | None) -> BaseSampler:
+def _tpe(seed: int | None, space: Any = None) -> BaseSampler:
     return _quiet(lambda: CachedTPESampler(seed=seed, n_startup_trials=10, multivariate=True, group=True))
 
 
 @SAMPLERS.register("gp")
-def _gp(seed: int | None) -> BaseSampler:
+def _gp(seed: int | None, space: Any = None) -> BaseSampler:
     # conditional b2.*/b3.* fall back to independent sampling by design: no warning per trial
     # BatchGPSampler: GPSampler's own proposals, plus the acquisition's other optima for the proposal queue
     return _quiet(lambda: BatchGPSampler(seed=seed, n_startup_trials=10, warn_independent_sampling=False))
 
 
 @SAMPLERS.register("random")
-def _random(seed: int | None) -> BaseSampler:
+def _random(seed: int | None, space: Any = None) -> BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("known-cost")
+def _known_cost(seed: int | None, space: Any = None) -> BaseSampler:
+    """AP modelled alone, FLOPs exact (`_known_cost.py`); it needs the space to count candidates."""
+    from piip_search.errors import SearchSpaceError
+    from piip_search.search._known_cost import KnownCostSampler
+
+    if space is None:
+        raise SearchSpaceError("sampler: known-cost needs the search space")
+    return KnownCostSampler(space, seed=seed)

@@ -159,7 +159,7 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         # unpickled by `Tuner.restore` in a driver that announced itself (run_with_tune): use its driver and bar
         self._driver, self._bar = _RESTORING.get((self.spec["study"], self.experiment), (None, None))
         _RESTORED[(self.spec["study"], self.experiment)] = self
-        self._orphans = None  # computed by `restore`, or at the first suggestion if Tune could not restore its state
+        self._orphans: list[int] | None = None  # computed by `restore`, or at the first suggestion if Tune could not restore its state
 
     def save(self, checkpoint_path: str) -> None:
         # the study holds the search state (written at every suggestion); Tune's trial ids of running trials are
@@ -211,7 +211,7 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
 
         if getattr(self, "_orphans", []) is None:  # restored without Tune's searcher checkpoint
             self._orphans = self._find_orphans()
-        if getattr(self, "_orphans", None):
+        if self._orphans:
             frozen = self.driver.study.trials[self._orphans.pop(0)]
             return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)
         while len(self._ledger()["suggested"]) < self.n_trials:
@@ -333,7 +333,8 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
 def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:
     """Trials the dead driver asked for but never suggested to Tune (killed inside `prepare`): failed, as a local
     worker's stale trial is; they were never evaluated."""
-    from piip_search.search._driver import A_STATUS, _pid_alive
+    from piip_search.search._driver import A_STATUS
+    from piip_search.search._lifecycle import _pid_alive
 
     suggested = set((study.user_attrs.get(ATTR_PREFIX + experiment) or {}).get("suggested", []))
     host = socket.gethostname()
@@ -350,8 +351,12 @@ def _reseed(study: optuna.Study) -> None:
     trials would be proposed again, and the duplicate check sees only finished trials. Seeded by the study's
     size, so a restore is as reproducible as the run it continues."""
     from piip_search.search._driver import DEFAULT_SAMPLER, make_sampler
+    from piip_search.search.space import SearchSpace
 
-    study.sampler = make_sampler(study.user_attrs.get("sampler", DEFAULT_SAMPLER), len(study.trials))
+    space = SearchSpace.from_dict(study.user_attrs[R.STUDY_SPACE], source=f"study {study.study_name}",
+                                  check_budgets=False)
+    study.sampler = make_sampler(study.user_attrs.get(R.STUDY_SAMPLER, DEFAULT_SAMPLER), len(study.trials),
+                                 space=space)
 
 
 def retry_limit(space: Any) -> int:

@@ -58,7 +58,7 @@ def test_auto_switches_from_gp_to_tpe_after_k_complete_trials():
 def test_make_sampler_names():
     assert DEFAULT_SAMPLER == "auto" and set(SAMPLERS) == set(SAMPLER_NAMES)
     for name in SAMPLERS:
-        assert isinstance(make_sampler(name, 0), optuna.samplers.BaseSampler)
+        assert isinstance(make_sampler(name, 0, space=space_of()), optuna.samplers.BaseSampler)
     auto = make_sampler("auto", 0, switch_at=7)
     assert isinstance(auto, GPThenTPESampler) and auto.switch_at == 7
     assert isinstance(auto.gp, optuna.samplers.GPSampler) and isinstance(auto.tpe, optuna.samplers.TPESampler)
