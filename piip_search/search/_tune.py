@@ -159,7 +159,8 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         # unpickled by `Tuner.restore` in a driver that announced itself (run_with_tune): use its driver and bar
         self._driver, self._bar = _RESTORING.get((self.spec["study"], self.experiment), (None, None))
         _RESTORED[(self.spec["study"], self.experiment)] = self
-        self._orphans: list[int] | None = None  # computed by `restore`, or at the first suggestion if Tune could not restore its state
+        # computed by `restore`, or at the first suggestion if Tune could not restore its state
+        self._orphans: list[int] | None = None
 
     def save(self, checkpoint_path: str) -> None:
         # the study holds the search state (written at every suggestion); Tune's trial ids of running trials are
