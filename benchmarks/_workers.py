@@ -33,8 +33,9 @@ def postgres_url() -> str:
 
 
 def _prefill(name: str, storage: str | None, trials_dir: str, sampler: str, n: int, seed: int) -> None:
-    from piip_search.search._driver import SearchDriver, open_study
+    from piip_search.search._driver import SearchDriver
     from piip_search.search._storage import study_dir
+    from piip_search.search._study import open_study
     from tests.search import fake_evaluators
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -63,7 +64,7 @@ def _worker(name: str, storage: str | None, trials_dir: str, n_trials: int | Non
     os.environ.update(env)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("piip_search").setLevel(logging.ERROR)
-    from piip_search.search._driver import run_worker
+    from piip_search.search._run import run_worker
     from piip_search.search._storage import default_storage_url
 
     run_worker(name, storage_url=storage or default_storage_url(trials_dir, name), trials_dir=trials_dir,

@@ -21,9 +21,10 @@ from pathlib import Path
 import optuna
 
 from piip_search.search import SearchSpace
-from piip_search.search._driver import SearchDriver, open_study
+from piip_search.search._driver import SearchDriver
 from piip_search.search._evaluators import resolve_evaluator
 from piip_search.search._samplers import GPThenTPESampler
+from piip_search.search._study import open_study
 
 
 def main() -> None:

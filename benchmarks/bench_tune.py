@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from piip_search.search import SearchSpace  # noqa: E402
-from piip_search.search._driver import open_study, run_search  # noqa: E402
+from piip_search.search._run import run_search  # noqa: E402
+from piip_search.search._study import open_study  # noqa: E402
 
 SPACE = {
     "name": "bench", "sampler": "random", "objectives": [{"flops": "minimize"}, {"ap": "maximize"}],

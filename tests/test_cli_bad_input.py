@@ -78,7 +78,7 @@ def test_bad_input_exits_2_with_a_named_problem(case, tmp_path, capsys):
 
 
 def test_export_never_overwrites_without_force(tmp_path, capsys):
-    from piip_search.search._driver import run_search
+    from piip_search.search._run import run_search
     from tests.search.test_driver import space_of
 
     run_search(space_of(), name="ex", trials_dir=tmp_path, n_trials=4, seed=0, progress=False)

@@ -1,20 +1,7 @@
 """Search: spaces over PIIP architectures, the Optuna driver and its workers, trial records, Pareto tools,
 multi-fidelity promotion."""
 
-from piip_search.search._driver import (
-    BACKENDS,
-    DEFAULT_SAMPLER,
-    SAMPLERS,
-    Prepared,
-    SearchDriver,
-    TrialOutcome,
-    attach_study,
-    make_sampler,
-    open_study,
-    run_search,
-    run_worker,
-    set_metric_names,
-)
+from piip_search.search._driver import DEFAULT_SAMPLER, SAMPLERS, Prepared, SearchDriver, TrialOutcome, make_sampler
 from piip_search.search._evaluators import EvalContext, resolve_evaluator
 from piip_search.search._fidelity import FidelitySchedule, PromotionDecision, geometric_rungs
 from piip_search.search._pareto import (
@@ -37,7 +24,9 @@ from piip_search.search._results import (
     select,
     status_summary,
 )
+from piip_search.search._run import BACKENDS, run_search, run_worker
 from piip_search.search._storage_retry import StorageUnavailableError
+from piip_search.search._study import attach_study, open_study, set_metric_names
 from piip_search.search.space import (
     OBJECTIVES,
     SAMPLER_NAMES,

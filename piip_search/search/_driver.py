@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,7 @@ from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError, SearchSpaceError, StudyError
 from piip_search.search import _optuna_internals
 from piip_search.search import _records as R
-from piip_search.search._evaluators import EvalContext, Evaluator, resolve_evaluator
+from piip_search.search._evaluators import EvalContext, Evaluator
 from piip_search.search._fidelity import FidelitySchedule
 from piip_search.search._lifecycle import (
     Heartbeat,
@@ -48,7 +47,6 @@ from piip_search.search._pending import replay_pending, save_pending
 from piip_search.search._proposals import ProposalQueue
 from piip_search.search._samplers import AUTO_SWITCH_AT, GPThenTPESampler
 from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
-from piip_search.search._storage import default_storage_url, load_study, open_storage, study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
 from piip_search.search.space import SAMPLER_NAMES, SearchSpace
 
@@ -59,10 +57,6 @@ DEFAULT_SAMPLER = "auto"
 
 log = logging.getLogger("piip_search.search")
 A_STATUS = R.STATUS  # kept for the Ray backend
-#: Where evaluations run: this process (`optuna`), Ray tasks under our loop (`ray`), a Ray Tune experiment.
-BACKENDS = ("optuna", "ray", "ray-tune")
-#: Builds, for a study and its folder, what to call after each finished trial (the CLI rewrites the report).
-TrialHook = Callable[[optuna.Study, Path], Callable[..., Any]]
 
 
 def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT,
@@ -376,7 +370,7 @@ def fidelity_shortfall(metrics: dict[str, Any], planned: int | None) -> float:
     return 0.0
 
 
-# ---- space accessors (tolerant of the space's representation) ------------------------------------------------
+# ---- space accessors -----------------------------------------------------------------------------------------
 def objectives_of(space: SearchSpace) -> list[tuple[str, str]]:
     return [(o.name, o.direction) for o in space.objectives]
 
@@ -410,195 +404,3 @@ def _default_flops_fn(space: SearchSpace) -> Callable[[PIIPConfig], tuple[int, i
         return int(r.flops), int(r.params)
 
     return fn
-
-
-# ---- study lifecycle ---------------------------------------------------------------------------------------
-SPACE_ATTR = R.STUDY_SPACE
-DEFAULT_EVALUATOR = "builtin:proxy"
-
-
-def continuing_seed(study: optuna.Study, seed: int | None) -> int | None:
-    """The seed for a sampler joining `study`: `seed` on a new study (a run is reproducible), and on a study
-    that already has trials a seed derived from it, the trial count and this process, so a resumed or added
-    worker never replays the seed sequence that proposed the trials already there."""
-    n = len(study.get_trials(deepcopy=False))
-    if n == 0:
-        return seed
-    import hashlib
-
-    digest = hashlib.sha256(f"{seed}:{n}:{worker_id()}:{time.time_ns()}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
-
-
-def _check_evaluator(study: optuna.Study, asked: str | None) -> str:
-    """The evaluator stored with the study; asking for another one is an error (one study, one evaluator)."""
-    stored = study.user_attrs.get(R.STUDY_EVALUATOR)
-    if stored is None:  # a study from before the evaluator was stored
-        return asked or DEFAULT_EVALUATOR
-    if asked is not None and asked != stored:
-        raise StudyError(f"study {study.study_name!r} was created with evaluator {stored!r}; --evaluator "
-                         f"{asked!r} would mix results of two evaluators in one study (start a new --study)")
-    return str(stored)
-
-
-def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials_dir: str | Path, sampler: str,
-               seed: int | None, resume: bool, evaluator: str | None = None) -> optuna.Study:
-    """Create a study for `space`, or load it when `resume` (the stored space and evaluator must match)."""
-    storage = open_storage(storage_url, trials_dir, name, create=True)
-    exists = name in [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-    space_dict = space.to_dict()
-    if exists and not resume:
-        raise StudyError(f"study {name!r} already exists; pass --resume to continue it, or choose another --study")
-    if exists:
-        study = optuna.load_study(study_name=name, storage=storage)
-        stored = study.user_attrs.get(SPACE_ATTR)
-        if stored is not None and stored != space_dict:
-            raise StudyError(f"study {name!r} was created with a different search space; resume it with the "
-                             f"same space file (or use `piip-search worker`)")
-        _check_evaluator(study, evaluator or space.evaluator)
-        study.sampler = make_sampler(sampler, continuing_seed(study, seed), space=space)
-        return study
-    directions = [d for _, d in objectives_of(space)]
-    study = optuna.create_study(study_name=name, storage=storage, directions=directions,  # type: ignore[arg-type]
-                                sampler=make_sampler(sampler, seed, space=space))
-    study.set_user_attr(SPACE_ATTR, space_dict)
-    study.set_user_attr(R.STUDY_OBJECTIVES, objectives_of(space))
-    study.set_user_attr(R.STUDY_SAMPLER, sampler)
-    study.set_user_attr(R.STUDY_EVALUATOR, evaluator or space.evaluator or DEFAULT_EVALUATOR)
-    set_metric_names(study)
-    return study
-
-
-def set_metric_names(study: optuna.Study, names: list[str] | None = None) -> None:
-    """Objective names the dashboard shows ("GFLOPs", "AP") instead of "0" and "1"; idempotent."""
-    label = {"flops": "GFLOPs", "params": "params (M)", "ap": "AP"}
-    names = names or [label.get(n, n) for n, _ in study_objectives_of(study)]
-    try:
-        if study.metric_names == names:
-            return
-        with warnings.catch_warnings():  # experimental in Optuna; what the dashboard reads
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(names)
-    except Exception as e:  # noqa: BLE001 - an older study or storage without metric names: cosmetic only
-        warnings.warn(f"could not set metric names on study {study.study_name!r}: {e}", stacklevel=2)
-
-
-def study_objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
-    objs = study.user_attrs.get(R.STUDY_OBJECTIVES)
-    if objs:
-        return [(str(n), str(d)) for n, d in objs]
-    return [(f"objective_{i}", d.name.lower()) for i, d in enumerate(study.directions)]
-
-
-def attach_study(name: str, *, storage_url: str | None, trials_dir: str | Path, sampler: str | None = None,
-                 seed: int | None = None) -> tuple[optuna.Study, Any]:
-    """Load an existing study and the space stored in it (for `worker`, `pareto`, `export`)."""
-    from piip_search.search.space import SearchSpace
-
-    storage = open_storage(storage_url, trials_dir, name, create=False)
-    study = load_study(name, storage)
-    stored = study.user_attrs.get(SPACE_ATTR)
-    if stored is None:
-        raise StudyError(f"study {name!r} was not created by piip-search (no stored search space)")
-    space = SearchSpace.from_dict(stored, source=f"study {name}", check_budgets=False)
-    sampler = sampler or study.user_attrs.get(R.STUDY_SAMPLER, DEFAULT_SAMPLER)
-    study.sampler = make_sampler(sampler, continuing_seed(study, seed), space=space)
-    return study, space
-
-
-def enqueue_configs(study: optuna.Study, space: Any, refs: list[str]) -> list[str]:
-    """Seed the study with known configs (`--enqueue`): paper models, a previous export, ..."""
-    from piip_search.config import load_config
-
-    names = []
-    for ref in refs:
-        cfg = load_config(ref)
-        params = space.params_from_config(cfg)
-        study.enqueue_trial(params, user_attrs={R.ENQUEUED: str(ref)})
-        names.append(str(ref))
-    return names
-
-
-def check_dataset(space: SearchSpace, evaluator: str) -> None:
-    """The proxy's dataset must exist before any trial starts: a missing one would fail every trial."""
-    data = proxy_settings(space).get("dataset") or proxy_settings(space).get("data")
-    if evaluator != DEFAULT_EVALUATOR or data is None:
-        return
-    task = space.task
-    if task == "detection":
-        from piip_search.data import coco_layout
-
-        coco_layout(data)  # DatasetError names the missing folder or file
-    elif not Path(data).is_dir():
-        from piip_search.errors import DatasetError
-
-        raise DatasetError(f"proxy.dataset {data}: image folder not found")
-
-
-def _check_counts(n_trials: int | None, total: int | None) -> None:
-    for flag, v in (("--trials", n_trials), ("--total", total)):
-        if v is not None and not 0 <= v <= 1_000_000:
-            raise SearchSpaceError(f"{flag}: must be between 0 and 1000000, got {v}")
-    if n_trials is not None and total is not None:
-        raise SearchSpaceError("--trials (this many more) and --total (until the study holds this many): "
-                               "give one of them")
-
-
-def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str | None = None,
-               trials_dir: str | Path = "trials", n_trials: int | None = None, total: int | None = None,
-               sampler: str | None = None, seed: int | None = 0, evaluator: str | None = None,
-               enqueue: list[str] | None = None, resume: bool = False, device: str | None = None,
-               progress: bool = True, backend: str = "optuna", max_concurrent: int | None = None,
-               trial_hook: TrialHook | None = None) -> tuple[optuna.Study, list]:
-    """The `piip-search run` entry point as a function."""
-    _check_counts(n_trials, total)
-    if backend not in BACKENDS:
-        raise SearchSpaceError(f"--backend: must be one of {list(BACKENDS)}, got {backend!r}")
-    name = name or space.name
-    sampler = sampler or space.sampler or DEFAULT_SAMPLER
-    study = open_study(space, name=name, storage_url=storage_url, trials_dir=trials_dir, sampler=sampler,
-                       seed=seed, resume=resume, evaluator=evaluator)
-    spec = _check_evaluator(study, evaluator or space.evaluator)
-    fn = resolve_evaluator(spec)
-    check_dataset(space, spec)
-    if enqueue:
-        enqueue_configs(study, space, enqueue)
-    sdir = study_dir(trials_dir, name)
-    driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
-    if n_trials is None and total is None:
-        n_trials = int(space.trials or 20)
-    if backend == "ray-tune":  # Tune restores and retries its own trials (FailureConfig, Tuner.restore)
-        from piip_search.search._tune import run_with_tune
-
-        n = int(n_trials or 0) if total is None else max(0, total - started_trials(study))
-        return study, run_with_tune(driver, n, storage_url=storage_url or default_storage_url(trials_dir, name),
-                                    trials_dir=trials_dir, resume=resume, max_concurrent=max_concurrent,
-                                    evaluator_spec=spec, progress=progress)
-    driver.recover_stale_trials()
-    if backend == "ray":
-        from piip_search.search._ray import run_with_ray
-
-        n = int(n_trials or 0) if total is None else max(0, total - started_trials(study))
-        url = storage_url or default_storage_url(trials_dir, name)
-        return study, run_with_ray(driver, n, storage_url=url, trials_dir=trials_dir, evaluator_spec=spec,
-                                   max_concurrent=max_concurrent, progress=progress)
-    after = trial_hook(study, sdir) if trial_hook is not None else None
-    return study, driver.run(n_trials, total=total, progress=progress, after_trial=after)
-
-
-def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials", n_trials: int | None = None,
-               total: int | None = None, device: str | None = None, evaluator: str | None = None,
-               progress: bool = True, trial_hook: TrialHook | None = None) -> list:
-    """`piip-search worker`: one more process on a running study (same space, evaluator, budgets, front)."""
-    _check_counts(n_trials, total)
-    study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
-    spec = _check_evaluator(study, evaluator)
-    fn = resolve_evaluator(spec)
-    check_dataset(space, spec)
-    sdir = study_dir(trials_dir, name)
-    driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
-    driver.recover_stale_trials()
-    if n_trials is None and total is None:
-        n_trials = int(space.trials or 20)
-    after = trial_hook(study, sdir) if trial_hook is not None else None
-    return driver.run(n_trials, total=total, progress=progress, after_trial=after)

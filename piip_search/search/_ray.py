@@ -26,8 +26,9 @@ from piip_search.errors import PiipSearchError
 def _remote_evaluate(storage_url: str, trials_dir: str, name: str, trial_id: int, cfg_dict: dict[str, Any],
                      tdir: str, flops: int, params: int, evaluator_spec: str, device: str | None) -> Any:
     from piip_search.config import PIIPConfig
-    from piip_search.search._driver import Prepared, SearchDriver, attach_study
+    from piip_search.search._driver import Prepared, SearchDriver
     from piip_search.search._evaluators import resolve_evaluator
+    from piip_search.search._study import attach_study
 
     study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
     driver = SearchDriver(study, space, study_path=Path(tdir).parent, evaluator=resolve_evaluator(evaluator_spec),

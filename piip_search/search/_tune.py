@@ -65,7 +65,7 @@ _STUDIES: dict[tuple[str, str], Any] = {}  # one attached study per actor proces
 
 
 def _attach(spec: dict[str, Any]):
-    from piip_search.search._driver import attach_study
+    from piip_search.search._study import attach_study
 
     key = (spec["storage_url"], spec["study"])
     if key not in _STUDIES:
@@ -182,8 +182,9 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
     @property
     def driver(self) -> Any:
         if self._driver is None:  # restored by Tune without `attach`: re-open the study like a worker would
-            from piip_search.search._driver import SearchDriver, attach_study
+            from piip_search.search._driver import SearchDriver
             from piip_search.search._evaluators import resolve_evaluator
+            from piip_search.search._study import attach_study
 
             study, space = attach_study(self.spec["study"], storage_url=self.spec["storage_url"],
                                         trials_dir=self.spec["trials_dir"])

@@ -11,7 +11,8 @@ from piip_search.cli import main
 from piip_search.config import PIIPConfig, load_config
 from piip_search.export import EXPORTERS, mmdet_unsupported, to_mmdet_config
 from piip_search.report import report_data
-from piip_search.search._driver import attach_study, run_search
+from piip_search.search._run import run_search
+from piip_search.search._study import attach_study
 from tests.search.test_driver import space_of
 
 

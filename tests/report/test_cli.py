@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from piip_search.cli import main
-from piip_search.search._driver import run_search
+from piip_search.search._run import run_search
 from tests.search.test_driver import space_of
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -12,7 +12,7 @@ import urllib.request
 import optuna
 
 from piip_search.report import set_study_metric_names
-from piip_search.search._driver import run_search
+from piip_search.search._run import run_search
 from tests.report.studies import known_study
 from tests.search.test_driver import space_of
 

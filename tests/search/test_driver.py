@@ -12,9 +12,11 @@ import pytest
 from piip_search.config import PIIPConfig
 from piip_search.flops import count
 from piip_search.search import SearchSpace
-from piip_search.search._driver import SearchDriver, attach_study, open_study, run_search
+from piip_search.search._driver import SearchDriver
 from piip_search.search._evaluators import BUILTIN as BUILTIN_EVALUATORS
 from piip_search.search._results import pareto_front, select, status_summary
+from piip_search.search._run import run_search
+from piip_search.search._study import attach_study, open_study
 from tests.search import fake_evaluators
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -14,7 +14,7 @@ import optuna
 import yaml
 
 from piip_search.search import _records as R
-from piip_search.search._driver import attach_study
+from piip_search.search._study import attach_study
 from tests.search.test_driver import BASE
 from tests.search.test_workers import ROOT, _cli
 

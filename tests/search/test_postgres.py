@@ -13,7 +13,7 @@ import uuid
 import optuna
 import pytest
 
-from piip_search.search._driver import attach_study
+from piip_search.search._study import attach_study
 from tests.search.test_workers import ROOT, _cli, _space_file
 
 

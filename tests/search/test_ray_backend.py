@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from piip_search.search._driver import run_search
 from piip_search.search._results import pareto_front
+from piip_search.search._run import run_search
 from tests.search.test_driver import space_of
 
 pytestmark = pytest.mark.ray

@@ -8,10 +8,11 @@ import optuna
 import pytest
 
 from piip_search.errors import SearchSpaceError
-from piip_search.search._driver import DEFAULT_SAMPLER, SAMPLERS, SearchDriver, make_sampler, open_study
+from piip_search.search._driver import DEFAULT_SAMPLER, SAMPLERS, SearchDriver, make_sampler
 from piip_search.search._optuna_internals import CachedTPESampler, _IncrementalGroups
 from piip_search.search._samplers import GPThenTPESampler
 from piip_search.search._storage import open_storage
+from piip_search.search._study import open_study
 from piip_search.search.space import SAMPLER_NAMES
 from tests.search import fake_evaluators
 from tests.search.test_driver import space_of
@@ -161,7 +162,7 @@ def test_cached_tpe_samples_like_tpe(liar):
 @pytest.mark.parametrize("name", SAMPLER_NAMES)
 def test_every_registered_sampler_runs_a_study(name, tmp_path):
     """Conformance over the sampler registry: seeded, in-space proposals, every trial recorded."""
-    from piip_search.search._driver import run_search
+    from piip_search.search._run import run_search
     from tests.search.test_driver import space_of
 
     study, outs = run_search(space_of(), name=f"c-{name}", trials_dir=tmp_path, n_trials=12, sampler=name, seed=3,

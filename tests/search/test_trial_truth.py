@@ -9,20 +9,15 @@ import sqlalchemy.exc
 
 from piip_search.errors import StudyError
 from piip_search.search import _records as R
-from piip_search.search._driver import (
-    SearchDriver,
-    attach_study,
-    fidelity_shortfall,
-    run_search,
-    run_worker,
-    started_trials,
-)
+from piip_search.search._driver import SearchDriver, fidelity_shortfall, started_trials
 from piip_search.search._lifecycle import fail_and_requeue, recover_stale_trials
 from piip_search.search._optuna_internals import constraints_of
 from piip_search.search._pending import PENDING, replay_pending
 from piip_search.search._results import pareto_front, records, status_summary
+from piip_search.search._run import run_search, run_worker
 from piip_search.search._storage import open_storage
 from piip_search.search._storage_retry import RetryingStorage, StorageUnavailableError
+from piip_search.search._study import attach_study
 from tests.search import fake_evaluators
 from tests.search.test_driver import space_of
 

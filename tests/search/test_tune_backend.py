@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from piip_search.search._driver import attach_study, run_search
 from piip_search.search._results import records
+from piip_search.search._run import run_search
+from piip_search.search._study import attach_study
 from tests.search.test_driver import space_of
 
 pytestmark = pytest.mark.ray

@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import yaml
 
-from piip_search.search._driver import attach_study
+from piip_search.search._study import attach_study
 from tests.search.test_driver import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
