@@ -36,7 +36,7 @@ COMMON_BUDGETS = (1, 2, 5, 10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000)
 
 
 def status_kind(status: str, state: str) -> str:
-    """One of KINDS: the vocabulary of COMMON.md, with today's "pruned" read as "stopped"."""
+    """One of KINDS; the legacy status "pruned" (older studies) is read as "stopped"."""
     if state == "RUNNING" or state == "WAITING":
         return "running"
     head = status.split(":")[0]

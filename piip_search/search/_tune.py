@@ -213,8 +213,9 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
 
         if getattr(self, "_orphans", []) is None:  # restored without Tune's searcher checkpoint
             self._orphans = self._find_orphans()
-        if self._orphans:
-            frozen = self.driver.study.trials[self._orphans.pop(0)]
+        orphans: list[int] | None = getattr(self, "_orphans", None)  # unset on a searcher Tune unpickled
+        if orphans:
+            frozen = self.driver.study.trials[orphans.pop(0)]
             return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)
         while len(self._ledger()["suggested"]) < self.n_trials:
             prep = self.driver.prepare()

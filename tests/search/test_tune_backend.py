@@ -194,11 +194,11 @@ def test_multi_fidelity_promotion_runs_in_tune_trials_and_streams_each_rung(ray_
     study, outs = run_search(space, name="mf", trials_dir=tmp_path, n_trials=8, seed=2, backend="ray-tune",
                              progress=False, max_concurrent=2)
     statuses = {o.number: o.status for o in outs}
-    assert "pruned" in statuses.values() and "ok" in statuses.values(), statuses
+    assert "stopped" in statuses.values() and "ok" in statuses.values(), statuses
     for t in ExperimentAnalysis(str(tmp_path / "mf" / "tune" / "tune-000")).trials:
         with (Path(t.path) / "progress.csv").open() as f:
             curve = list(csv.DictReader(f))  # Tune's per-trial learning curve
         points = [r for r in curve if r.get("iters")]  # one result per evaluation point, then the final one
         assert [int(r["iters"]) for r in points] == [10, 30, 90][:len(points)] and len(curve) == len(points) + 1
-        if statuses[t.config["trial_number"]] == "pruned":  # stopped where our promotion rule said so
+        if statuses[t.config["trial_number"]] == "stopped":  # stopped where our promotion rule said so
             assert int(points[-1]["iters"]) < 90 and points[-1]["promoted"] == "False"
