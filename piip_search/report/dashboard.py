@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import optuna
 
-__all__ = ["attach_report_plots", "metric_names", "set_study_metric_names"]
+from piip_search.search import set_metric_names
 
-_LABELS = {"flops": "GFLOPs", "ap": "AP", "params": "M params"}
-
-
-def metric_names(study: optuna.Study) -> list[str]:
-    objs = study.user_attrs.get("objectives") or [("flops", "minimize"), ("ap", "maximize")]
-    return [_LABELS.get(str(n), str(n)) for n, _ in objs][: len(study.directions)]
+__all__ = ["attach_report_plots", "set_study_metric_names"]
 
 
 def set_study_metric_names(study: optuna.Study) -> list[str]:
-    """Name the objectives ("GFLOPs", "AP") so the dashboard and Optuna's plots stop calling them 0 and 1.
-    Idempotent; call at study creation, and on old studies before serving them."""
-    from piip_search.search import set_metric_names
-
-    set_metric_names(study, metric_names(study))
-    return metric_names(study)
+    """Name the objectives ("GFLOPs", "AP") so the dashboard and Optuna's plots stop calling them 0 and 1."""
+    return set_metric_names(study)
 
 
 def attach_report_plots(study: optuna.Study) -> list[str]:

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Generator
 from pathlib import Path
@@ -33,7 +34,7 @@ from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from piip_search.errors import StudyError
 from piip_search.search._optuna_internals import DURABLE_JOURNAL_OPS, cached_rdb
-from piip_search.search._storage_retry import RetryingStorage
+from piip_search.search._storage_retry import DEFAULT_OUTAGE_LIMIT_S, RetryingStorage, _transient
 
 log = logging.getLogger("piip_search.storage")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -132,8 +133,12 @@ class JournalFile(JournalFileBackend):
         data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode("utf-8")
 
         def write() -> None:
-            _cut_torn_tail(self._piip_path)  # a writer that died mid-append leaves an unterminated line
-            with open(self._piip_path, "ab") as f:
+            with open(self._piip_path, "ab+") as f:  # appends go to the end whatever the read position
+                size = f.seek(0, os.SEEK_END)
+                if size:
+                    f.seek(size - 1)
+                    if f.read(1) != b"\n":  # a writer that died mid-append left an unterminated line
+                        _cut_torn_tail(self._piip_path)
                 f.write(data)
                 if durable:
                     f.flush()
@@ -194,8 +199,6 @@ def _redact(url: str) -> str:
 
 def _open_rdb(url: str) -> optuna.storages.RDBStorage:
     """RDBStorage, waiting out a database that is briefly down at start (same limit as `RetryingStorage`)."""
-    from piip_search.search._storage_retry import DEFAULT_OUTAGE_LIMIT_S, _transient
-
     deadline = None
     while True:
         try:
@@ -205,8 +208,6 @@ def _open_rdb(url: str) -> optuna.storages.RDBStorage:
                                                   grace_period=max(2, int(GRACE_S)),
                                                   engine_kwargs={"pool_pre_ping": True})
         except Exception as e:  # sqlalchemy raises many types for a bad URL or an unreachable server
-            import time
-
             now = time.monotonic()
             deadline = deadline or now + DEFAULT_OUTAGE_LIMIT_S
             if _transient(e) and now < deadline:

@@ -15,6 +15,7 @@ from piip_search.errors import StudyError
 from piip_search.search import _records as R
 from piip_search.search._driver import DEFAULT_SAMPLER, make_sampler, objectives_of
 from piip_search.search._lifecycle import worker_id
+from piip_search.search._results import study_objectives
 from piip_search.search._storage import load_study, open_storage
 from piip_search.search.space import SearchSpace
 
@@ -72,25 +73,25 @@ def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials
     return study
 
 
-def set_metric_names(study: optuna.Study, names: list[str] | None = None) -> None:
-    """Objective names the dashboard shows ("GFLOPs", "AP") instead of "0" and "1"; idempotent."""
-    label = {"flops": "GFLOPs", "params": "params (M)", "ap": "AP"}
-    names = names or [label.get(n, n) for n, _ in study_objectives_of(study)]
+#: What the dashboard and Optuna's plots call each objective (instead of "0" and "1").
+METRIC_LABELS = {"flops": "GFLOPs", "params": "M params", "ap": "AP"}
+
+
+def metric_names(study: optuna.Study) -> list[str]:
+    return [METRIC_LABELS.get(n, n) for n, _ in study_objectives(study)]
+
+
+def set_metric_names(study: optuna.Study) -> list[str]:
+    """Name the study's objectives for the dashboard; idempotent (old studies are named when served)."""
+    names = metric_names(study)
     try:
-        if study.metric_names == names:
-            return
-        with warnings.catch_warnings():  # experimental in Optuna; what the dashboard reads
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(names)
+        if study.metric_names != names:
+            with warnings.catch_warnings():  # experimental in Optuna; what the dashboard reads
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
     except Exception as e:  # noqa: BLE001 - an older study or storage without metric names: cosmetic only
         warnings.warn(f"could not set metric names on study {study.study_name!r}: {e}", stacklevel=2)
-
-
-def study_objectives_of(study: optuna.Study) -> list[tuple[str, str]]:
-    objs = study.user_attrs.get(R.STUDY_OBJECTIVES)
-    if objs:
-        return [(str(n), str(d)) for n, d in objs]
-    return [(f"objective_{i}", d.name.lower()) for i, d in enumerate(study.directions)]
+    return names
 
 
 def attach_study(name: str, *, storage_url: str | None, trials_dir: str | Path, sampler: str | None = None,
