@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from piip_search.search._space import SearchSpace  # noqa: E402
+from piip_search.search.space import SearchSpace  # noqa: E402
 
 from piip_search.flops import count  # noqa: E402
 from piip_search.search._evaluators import EvalContext, resolve_evaluator  # noqa: E402
@@ -83,6 +83,7 @@ def main() -> None:
         row = {"params": params, "gflops": rep.flops / 1e9, "params_m": rep.params / 1e6,
                "ap": float(metrics.get("ap", 0.0)), "ap50": float(metrics.get("ap50", 0.0)),
                "iters": args.iters, "wall_s": time.perf_counter() - t0, "status": metrics.get("status", "ok")}
+        OUT.parent.mkdir(parents=True, exist_ok=True)
         with OUT.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(i, row["gflops"], row["ap"], round(row["wall_s"], 1), flush=True)
