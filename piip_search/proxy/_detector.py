@@ -4,11 +4,9 @@ The PIIP backbone returns `{"p2", "p3", "p4", "p5"}` (strides 4/8/16/32, branch1
 `torchvision.ops.FeaturePyramidNetwork` maps them to `fpn_channels` and adds the extra levels each head needs:
 P6 by max-pool for the R-CNNs (`LastLevelMaxPool`, as the PIIP Mask R-CNN configs do), P6/P7 by strided convs
 on P5 for RetinaNet and FCOS (`LastLevelP6P7`, which use P3-P7), or P2-P6 for them too with `min_level=2`
-(small proxy inputs). R-CNN and RetinaNet anchor sizes are torchvision's (tuned for an 800-pixel side)
-scaled by `input_side / 800`, so anchors cover the same fraction of the image at any proxy resolution; FCOS's
-one point per location keeps size = stride, which its center sampling and level ranges assume. The image
-transform never rescales: the data reader already delivers square images of the input side, and a wrong size
-is an error rather than a silent resize.
+(small proxy inputs). The heads themselves are registered in `proxy/_heads.py`. The image transform never
+rescales: the data reader already delivers square images of the input side, and a wrong size is an error
+rather than a silent resize.
 """
 
 from __future__ import annotations
@@ -17,21 +15,14 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from torch import nn
-from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.models.detection.fcos import FCOSHead
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.retinanet import RetinaNetHead
-from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
+from torchvision.ops import FeaturePyramidNetwork
 
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError
 from piip_search.models import PIIPBackbone
-from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config
+from piip_search.proxy._heads import HEADS, REFERENCE_SIDE, HeadInputs
+from piip_search.proxy._settings import ProxySettings, proxy_config
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -45,15 +36,12 @@ __all__ = [
     "build_detector",
 ]
 
-#: Image side torchvision's default anchors are sized for (COCO images resized to 800).
-REFERENCE_SIDE = 800
 #: The PIIP data pipeline normalises with mean = std = 127.5 on 0..255 pixels (docs/official-code.md §5):
 #: on the 0..1 tensors the data reader yields, that is (x - 0.5) / 0.5.
 IMAGE_MEAN = (0.5, 0.5, 0.5)
 IMAGE_STD = (0.5, 0.5, 0.5)
 
 _PYRAMID = ("p2", "p3", "p4", "p5")
-_RCNN_LEVELS = ("p2", "p3", "p4", "p5")  # + "pool" (stride 64) from LastLevelMaxPool
 
 
 # ---- parts ---------------------------------------------------------------------------------------------
@@ -119,11 +107,6 @@ def _channels_of(body: nn.Module, levels: tuple[str, ...]) -> list[int]:
     return [int(oc[_PYRAMID.index(k)]) for k in levels]
 
 
-def _scaled_sizes(base: tuple[float, ...], side: int) -> tuple[float, ...]:
-    f = side / REFERENCE_SIDE
-    return tuple(round(b * f, 2) for b in base)
-
-
 # ---- builders ------------------------------------------------------------------------------------------
 def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = None,
                    settings: ProxySettings | None = None) -> nn.Module:
@@ -148,8 +131,8 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
 
     s = settings or ProxySettings()
     kind = detector or s.detector
-    if kind not in DETECTORS:
-        raise ConfigError(f"detector: must be one of {list(DETECTORS)}, got {kind!r}")
+    if kind not in HEADS:
+        raise ConfigError(f"detector: must be one of {HEADS.keys()}, got {kind!r}")
     if cfg.task != "detection":
         raise ConfigError(f"task: build_detector needs a detection config, got {cfg.task!r} "
                           "(use build_classifier for classification configs)")
@@ -158,66 +141,13 @@ def build_detector(cfg: PIIPConfig, *, num_classes: int, detector: str | None = 
     scaled = proxy_config(cfg, s)
     side = scaled.input_resolution
     body = build_piip(scaled)
-    C = s.fpn_channels
     common: dict[str, Any] = dict(min_size=side, max_size=side, image_mean=list(IMAGE_MEAN),
                                   image_std=list(IMAGE_STD))
 
-    if kind in ("faster_rcnn", "mask_rcnn"):
-        backbone = PyramidFPN(body, _RCNN_LEVELS, _channels_of(body, _RCNN_LEVELS), C, LastLevelMaxPool())
-        sizes = _scaled_sizes((32, 64, 128, 256, 512), side)  # P2..P6 (stride 4..64)
-        anchors = AnchorGenerator(tuple((a,) for a in sizes), ((0.5, 1.0, 2.0),) * len(sizes))
-        box_pool = MultiScaleRoIAlign(featmap_names=list(_RCNN_LEVELS), output_size=7, sampling_ratio=2)
-        kwargs: dict[str, Any] = dict(
-            rpn_anchor_generator=anchors,
-            rpn_head=RPNHead(C, anchors.num_anchors_per_location()[0]),
-            rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=500,
-            rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=300,
-            rpn_batch_size_per_image=128,
-            box_roi_pool=box_pool,
-            box_head=TwoMLPHead(C * 7 * 7, s.box_head_dim),
-            box_batch_size_per_image=128,
-            box_score_thresh=s.score_thresh,
-        )
-        if kind == "faster_rcnn":
-            model: nn.Module = FasterRCNN(
-                backbone, num_classes=None, box_predictor=FastRCNNPredictor(s.box_head_dim, num_classes + 1),
-                **kwargs, **common)
-        else:
-            mask_pool = MultiScaleRoIAlign(featmap_names=list(_RCNN_LEVELS), output_size=14, sampling_ratio=2)
-            mask_layers = (C, C)
-            model = MaskRCNN(
-                backbone, num_classes=None, box_predictor=FastRCNNPredictor(s.box_head_dim, num_classes + 1),
-                mask_roi_pool=mask_pool, mask_head=MaskRCNNHeads(C, mask_layers, 1),
-                mask_predictor=MaskRCNNPredictor(mask_layers[-1], C, num_classes + 1),
-                **kwargs, **common)
-    else:
-        levels: tuple[str, ...]
-        if s.min_level == 3:  # the standard P3-P7 (P6/P7 by strided convs on P5)
-            levels, extra, strides = ("p3", "p4", "p5"), LastLevelP6P7(C, C), (8, 16, 32, 64, 128)
-        else:  # P2-P6 (P6 by max-pool): objects of a few pixels get positive locations on the stride-4 grid
-            levels, extra, strides = _RCNN_LEVELS, LastLevelMaxPool(), (4, 8, 16, 32, 64)
-        backbone = PyramidFPN(body, levels, _channels_of(body, levels), C, extra)
-        if kind == "retinanet":
-            # torchvision's RetinaNet anchors (32..512 on P3-P7 at 800 px): 4x the stride, scaled to the side.
-            sizes = _scaled_sizes(tuple(4 * st * 800 / REFERENCE_SIDE for st in strides), side)
-            anchors = AnchorGenerator(tuple((a, a * 2 ** (1 / 3), a * 2 ** (2 / 3)) for a in sizes),
-                                      ((0.5, 1.0, 2.0),) * len(sizes))
-            head = RetinaNetHead(C, anchors.num_anchors_per_location()[0], num_classes + 1)
-            model = RetinaNet(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
-                              score_thresh=s.score_thresh, detections_per_img=100, **common)
-        else:
-            # FCOS: one "anchor" per location whose size must equal the level's stride: torchvision uses it
-            # as the stride in center sampling (radius 1.5 a) and the level's regression range [4a, 8a]. Not
-            # scaled: anchors smaller than the stride leave most objects without a positive location.
-            anchors = AnchorGenerator(tuple((a,) for a in strides), ((1.0,),) * len(strides))
-            head = FCOSHead(C, 1, num_classes + 1, num_convs=s.head_convs)
-            # torchvision ends the box regression in a ReLU, which can die in a short from-scratch run (every
-            # location then predicts an empty box and AP is 0: seen on 1 run in 3 with a thin head). A softplus
-            # before it keeps the distances positive with a gradient everywhere (the FCOS paper uses exp).
-            head.regression_head.bbox_reg = nn.Sequential(head.regression_head.bbox_reg, nn.Softplus())
-            model = FCOS(backbone, num_classes=num_classes + 1, anchor_generator=anchors, head=head,
-                         score_thresh=s.score_thresh, detections_per_img=100, **common)
+    def fpn(levels: tuple[str, ...], extra: nn.Module) -> nn.Module:
+        return PyramidFPN(body, levels, _channels_of(body, levels), s.fpn_channels, extra)
 
+    model = HEADS.get(kind)(HeadInputs(body, side, s, num_classes, common, fpn))
     model.transform = _NoResizeTransform(side, list(IMAGE_MEAN), list(IMAGE_STD))
     _annotate(model, input_side=side, piip_cfg=scaled, detector_kind=kind)
     return model

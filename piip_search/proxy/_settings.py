@@ -26,11 +26,12 @@ from typing import Any
 
 from piip_search.config import PATCH_SIZE, PIIPConfig
 from piip_search.errors import ConfigError
+from piip_search.proxy._heads import HEADS
 
 __all__ = ["DETECTORS", "ProxySettings", "proxy_config", "scale_config"]
 
-#: Detection heads `build_detector` can put on the PIIP pyramid.
-DETECTORS: tuple[str, ...] = ("faster_rcnn", "mask_rcnn", "retinanet", "fcos")
+#: Detection heads `build_detector` can put on the PIIP pyramid (the registered builders of `_heads.py`).
+DETECTORS: tuple[str, ...] = tuple(HEADS.keys())
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,8 @@ class ProxySettings:
         _positive_int(self, "iters", "batch_size", "fpn_channels", "box_head_dim", "log_every")
         _non_negative_int(self, "warmup_iters", "head_convs", "num_workers", "seed")
         _positive_float(self, "lr", "resolution_scale")
-        if self.detector not in DETECTORS:
-            _bad("detector", f"must be one of {list(DETECTORS)}", self.detector)
+        if self.detector not in HEADS:
+            _bad("detector", f"must be one of {HEADS.keys()}", self.detector)
         if self.detector in ("fcos", "retinanet") and self.fpn_channels % 32:
             _bad("fpn_channels", f"must be a multiple of 32 for {self.detector} (GroupNorm(32) in its head)",
                  self.fpn_channels)

@@ -37,7 +37,7 @@ from piip_search.proxy._data import Batches, Split, load_classification_data, lo
 from piip_search.proxy._recipe import ema_module, make_ema, make_optimizer, param_groups
 from piip_search.proxy._result import STATUSES, OnEval, ProxyResult, RunFailure, describe, is_oom
 from piip_search.proxy._scoring import autocast, evaluate_classifier, evaluate_detector
-from piip_search.proxy._settings import DETECTORS, ProxySettings, proxy_config
+from piip_search.proxy._settings import ProxySettings, proxy_config
 
 if TYPE_CHECKING:
     import os
@@ -125,8 +125,6 @@ def _resolve_config(cfg: PIIPConfig | str | os.PathLike[str], s: ProxySettings) 
         scaled = proxy_config(base, s)
     except ConfigError as e:
         raise RunFailure("invalid_config", str(e)) from None
-    if base.task == "detection" and s.detector not in DETECTORS:  # settings validate this too
-        raise RunFailure("invalid_config", f"proxy.detector: must be one of {list(DETECTORS)}")
     return base, scaled.input_resolution
 
 

@@ -193,3 +193,34 @@ def test_fcos_box_regression_cannot_die() -> None:
     assert (out > 0).all()
     out.sum().backward()
     assert reg.bbox_reg[0].weight.grad.abs().sum() > 0
+
+
+def test_a_registered_head_is_accepted_and_built() -> None:
+    """Adding a detector is registering one builder: settings accept the name and `build_detector` uses it."""
+    from torchvision.models.detection import FCOS
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.fcos import FCOSHead
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    from piip_search.proxy._heads import HEADS, RCNN_LEVELS
+
+    def tiny_fcos(h):
+        anchors = AnchorGenerator(tuple((a,) for a in (4, 8, 16, 32, 64)), ((1.0,),) * 5)
+        head = FCOSHead(h.settings.fpn_channels, 1, h.num_classes + 1, num_convs=0)
+        return FCOS(h.fpn(RCNN_LEVELS, LastLevelMaxPool()), num_classes=h.num_classes + 1,
+                    anchor_generator=anchors, head=head, **h.common)
+
+    with pytest.raises(ConfigError, match="detector"):
+        ProxySettings(detector="test_head")
+    HEADS.register("test_head")(tiny_fcos)
+    try:
+        s = ProxySettings(detector="test_head")
+        model = build_detector(micro_config(), num_classes=2, settings=s)
+        assert isinstance(model, FCOS) and model.detector_kind == "test_head"
+        model.eval()
+        side = model.input_side
+        with torch.no_grad():
+            out = model([torch.rand(3, side, side)])
+        assert set(out[0]) == {"boxes", "scores", "labels"}
+    finally:
+        del HEADS._items["test_head"]
