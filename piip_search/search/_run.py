@@ -9,14 +9,13 @@ from typing import Any
 import optuna
 
 from piip_search.errors import SearchSpaceError
-from piip_search.search._driver import DEFAULT_SAMPLER, SearchDriver, proxy_settings, started_trials
+from piip_search.search._backends import BACKENDS, BackendRun
+from piip_search.search._driver import DEFAULT_SAMPLER, SearchDriver, proxy_settings
 from piip_search.search._evaluators import resolve_evaluator
 from piip_search.search._storage import default_storage_url, study_dir
-from piip_search.search._study import DEFAULT_EVALUATOR, _check_evaluator, attach_study, enqueue_configs, open_study
+from piip_search.search._study import DEFAULT_EVALUATOR, attach_study, enqueue_configs, open_study, study_evaluator
 from piip_search.search.space import SearchSpace
 
-#: Where evaluations run: this process (`optuna`), Ray tasks under our loop (`ray`), a Ray Tune experiment.
-BACKENDS = ("optuna", "ray", "ray-tune")
 #: Builds, for a study and its folder, what to call after each finished trial (the CLI rewrites the report).
 TrialHook = Callable[[optuna.Study, Path], Callable[..., Any]]
 
@@ -55,12 +54,12 @@ def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str 
     """The `piip-search run` entry point as a function."""
     _check_counts(n_trials, total)
     if backend not in BACKENDS:
-        raise SearchSpaceError(f"--backend: must be one of {list(BACKENDS)}, got {backend!r}")
+        raise SearchSpaceError(f"--backend: must be one of {BACKENDS.keys()}, got {backend!r}")
     name = name or space.name
     sampler = sampler or space.sampler or DEFAULT_SAMPLER
     study = open_study(space, name=name, storage_url=storage_url, trials_dir=trials_dir, sampler=sampler,
                        seed=seed, resume=resume, evaluator=evaluator)
-    spec = _check_evaluator(study, evaluator or space.evaluator)
+    spec = study_evaluator(study, evaluator or space.evaluator)
     fn = resolve_evaluator(spec)
     check_dataset(space, spec)
     if enqueue:
@@ -69,23 +68,10 @@ def run_search(space: SearchSpace, *, name: str | None = None, storage_url: str 
     driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
     if n_trials is None and total is None:
         n_trials = int(space.trials or 20)
-    if backend == "ray-tune":  # Tune restores and retries its own trials (FailureConfig, Tuner.restore)
-        from piip_search.search._tune import run_with_tune
-
-        n = int(n_trials or 0) if total is None else max(0, total - started_trials(study))
-        return study, run_with_tune(driver, n, storage_url=storage_url or default_storage_url(trials_dir, name),
-                                    trials_dir=trials_dir, resume=resume, max_concurrent=max_concurrent,
-                                    evaluator_spec=spec, progress=progress)
-    driver.recover_stale_trials()
-    if backend == "ray":
-        from piip_search.search._ray import run_with_ray
-
-        n = int(n_trials or 0) if total is None else max(0, total - started_trials(study))
-        url = storage_url or default_storage_url(trials_dir, name)
-        return study, run_with_ray(driver, n, storage_url=url, trials_dir=trials_dir, evaluator_spec=spec,
-                                   max_concurrent=max_concurrent, progress=progress)
     after = trial_hook(study, sdir) if trial_hook is not None else None
-    return study, driver.run(n_trials, total=total, progress=progress, after_trial=after)
+    run = BackendRun(driver, n_trials, total, storage_url or default_storage_url(trials_dir, name), trials_dir,
+                     spec, resume=resume, max_concurrent=max_concurrent, progress=progress, after_trial=after)
+    return study, BACKENDS.get(backend)(run)
 
 
 def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials", n_trials: int | None = None,
@@ -94,13 +80,13 @@ def run_worker(name: str, *, storage_url: str, trials_dir: str | Path = "trials"
     """`piip-search worker`: one more process on a running study (same space, evaluator, budgets, front)."""
     _check_counts(n_trials, total)
     study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
-    spec = _check_evaluator(study, evaluator)
+    spec = study_evaluator(study, evaluator)
     fn = resolve_evaluator(spec)
     check_dataset(space, spec)
     sdir = study_dir(trials_dir, name)
     driver = SearchDriver(study, space, study_path=sdir, evaluator=fn, device=device)
-    driver.recover_stale_trials()
     if n_trials is None and total is None:
         n_trials = int(space.trials or 20)
     after = trial_hook(study, sdir) if trial_hook is not None else None
-    return driver.run(n_trials, total=total, progress=progress, after_trial=after)
+    return BACKENDS.get("optuna")(BackendRun(driver, n_trials, total, storage_url, trials_dir, spec,
+                                             progress=progress, after_trial=after))

@@ -34,7 +34,7 @@ def continuing_seed(study: optuna.Study, seed: int | None) -> int | None:
     return int.from_bytes(digest[:4], "little")
 
 
-def _check_evaluator(study: optuna.Study, asked: str | None) -> str:
+def study_evaluator(study: optuna.Study, asked: str | None = None) -> str:
     """The evaluator stored with the study; asking for another one is an error (one study, one evaluator)."""
     stored = study.user_attrs.get(R.STUDY_EVALUATOR)
     if stored is None:  # a study from before the evaluator was stored
@@ -47,7 +47,8 @@ def _check_evaluator(study: optuna.Study, asked: str | None) -> str:
 
 def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials_dir: str | Path, sampler: str,
                seed: int | None, resume: bool, evaluator: str | None = None) -> optuna.Study:
-    """Create a study for `space`, or load it when `resume` (the stored space and evaluator must match)."""
+    """Create a study for `space`, or load it when `resume` (the stored space must match; the caller checks
+    the evaluator with `study_evaluator`)."""
     storage = open_storage(storage_url, trials_dir, name, create=True)
     exists = name in [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
     space_dict = space.to_dict()
@@ -59,7 +60,6 @@ def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials
         if stored is not None and stored != space_dict:
             raise StudyError(f"study {name!r} was created with a different search space; resume it with the "
                              f"same space file (or use `piip-search worker`)")
-        _check_evaluator(study, evaluator or space.evaluator)
         study.sampler = make_sampler(sampler, continuing_seed(study, seed), space=space)
         return study
     directions = [d for _, d in objectives_of(space)]
