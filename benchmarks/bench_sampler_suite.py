@@ -72,7 +72,7 @@ _DIR_GAIN = {"bidirectional": 1.0, "all-pairs": 1.05, "top-down": 0.8, "bottom-u
 # ---- objectives: config -> AP in about [0, 0.5] ------------------------------------------------------------
 def _terms(cfg) -> dict[str, float]:
     bs = cfg.branches
-    cap = sum(b.dim ** 2 * b.n_blocks for b in bs)
+    cap = sum(b.embed_dim ** 2 * b.depth for b in bs)
     top = max(b.resolution for b in bs)
     lo = min(b.resolution for b in bs)
     k = cfg.n_interactions if len(bs) > 1 else 0

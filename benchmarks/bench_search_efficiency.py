@@ -70,7 +70,7 @@ ATTENTION_FACTOR = {"deformable": 1.0, "regular": 0.95}
 def synthetic_ap(cfg: PIIPConfig) -> float:
     """Smooth, saturating, deterministic AP of an architecture (see the module docstring)."""
     bs = cfg.branches
-    params = [12 * b.dim ** 2 * b.n_blocks / 1e6 for b in bs]  # block parameters, M
+    params = [12 * b.embed_dim ** 2 * b.depth / 1e6 for b in bs]  # block parameters, M
     semantics = (1 - math.exp(-params[0] / 60)) * (0.6 + 0.4 * (1 - math.exp(-bs[0].resolution / 500)))
     detail = 1 - math.exp(-bs[-1].resolution / 800)
     pyramid = statistics.fmean(1 - math.exp(-p / 30) for p in params[1:]) if len(bs) > 1 else 0.0

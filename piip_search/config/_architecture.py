@@ -36,9 +36,10 @@ class BranchConfig(_Frozen):
 
     model: Literal["T", "S", "B", "L", "H", "6B"] | None = None
     # upper bounds: a value past them can only be a typo (the largest PIIP model is 6B: 3200 wide, 48 deep)
-    embed_dim: int | None = Field(default=None, gt=0, le=16384)
-    depth: int | None = Field(default=None, gt=0, le=256)
-    num_heads: int | None = Field(default=None, gt=0, le=1024)
+    # a preset fills in the ones not given (`_fill_from_preset`), so these are always the branch's real shape
+    embed_dim: int = Field(gt=0, le=16384)
+    depth: int = Field(gt=0, le=256)
+    num_heads: int = Field(gt=0, le=1024)
     mlp_ratio: float = Field(default=4.0, gt=0, le=64, allow_inf_nan=False)
     resolution: int = Field(gt=0, le=8192)
     window_size: int | None = Field(default=None, gt=0, le=1024)  # None = global attention in every block
@@ -58,31 +59,32 @@ class BranchConfig(_Frozen):
     checkpoint: str | None = None  # file name of the published weights (mmdet export); loads nothing
     mlp_type: Literal["regular", "fused_mlp"] = "regular"  # fused_mlp: flash-attn FusedMLP, tanh-GELU
 
-    @model_validator(mode="after")
-    def _dims_given(self) -> BranchConfig:
-        explicit = [self.embed_dim, self.depth, self.num_heads]
-        if self.model is None and any(v is None for v in explicit):
-            missing = [n for n, v in zip(("embed_dim", "depth", "num_heads"), explicit, strict=True) if v is None]
-            raise ValueError(f"give a preset `model` (T/S/B/L/H/6B) or all of embed_dim/depth/num_heads; "
-                             f"missing {missing}")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        """A preset `model` gives the dims not written out; without one, all three are needed."""
+        if not isinstance(data, dict):
+            return data
+        model = data.get("model")
+        preset = PRESETS.get(model) if isinstance(model, str) else None
+        dims = ("embed_dim", "depth", "num_heads")
+        if preset is None:
+            missing = [n for n in dims if data.get(n) is None]
+            if data.get("model") is None and missing:
+                raise ValueError(f"give a preset `model` (T/S/B/L/H/6B) or all of embed_dim/depth/num_heads; "
+                                 f"missing {missing}")
+            return data
+        return {**{n: getattr(preset, n) for n in dims}, **{k: v for k, v in data.items() if v is not None}}
 
-    # ---- resolved view (preset filled in) -------------------------------------------------
-    @property
-    def dim(self) -> int:
-        return self.embed_dim if self.embed_dim is not None else PRESETS[self.model].embed_dim  # type: ignore[index]
-
-    @property
-    def n_blocks(self) -> int:
-        return self.depth if self.depth is not None else PRESETS[self.model].depth  # type: ignore[index]
-
-    @property
-    def heads(self) -> int:
-        return self.num_heads if self.num_heads is not None else PRESETS[self.model].num_heads  # type: ignore[index]
+    def preset_dims(self) -> dict[str, int]:
+        """The dims that differ from the preset's (all of them without a preset): what a file needs to say."""
+        preset = PRESETS.get(self.model) if self.model is not None else None
+        return {n: getattr(self, n) for n in ("embed_dim", "depth", "num_heads")
+                if preset is None or getattr(preset, n) != getattr(self, n)}
 
     @property
     def mlp_hidden(self) -> int:
-        return int(self.dim * self.mlp_ratio)
+        return int(self.embed_dim * self.mlp_ratio)
 
     @property
     def grid(self) -> int:
@@ -157,7 +159,7 @@ class PIIPConfig(_Frozen):
         if self.interactions.indexes is not None:
             return self.interactions.indexes
         n = self.interactions.count or 1
-        return tuple(even_ranges(b.n_blocks, n) for b in self.branches)
+        return tuple(even_ranges(b.depth, n) for b in self.branches)
 
     @property
     def n_interactions(self) -> int:
@@ -171,7 +173,7 @@ class PIIPConfig(_Frozen):
     @property
     def out_dim(self) -> int:
         """Merged feature width = width of branch1."""
-        return self.branches[0].dim
+        return self.branches[0].embed_dim
 
     def unit_pairs(self) -> list[tuple[int, int, bool, bool]]:
         """Interaction units as (a, b, a_to_b, b_to_a) with a < b (a = larger model, lower resolution).
@@ -192,7 +194,12 @@ class PIIPConfig(_Frozen):
 
     # ---- YAML / dict ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_none=True)
+        """JSON form as a file would say it: a preset branch lists only the dims it overrides."""
+        out = self.model_dump(mode="json", exclude_none=True)
+        for b, d in zip(self.branches, out["branches"], strict=True):
+            for n in set(("embed_dim", "depth", "num_heads")) - set(b.preset_dims()):
+                d.pop(n, None)
+        return out
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None, width=100)
@@ -225,9 +232,9 @@ class PIIPConfig(_Frozen):
         for b in self.branches:
             bt = b.block_type
             branches.append({
-                "dim": b.dim, "depth": b.n_blocks, "heads": b.heads, "mlp_hidden": b.mlp_hidden,
+                "dim": b.embed_dim, "depth": b.depth, "heads": b.num_heads, "mlp_hidden": b.mlp_hidden,
                 "resolution": b.resolution, "family": b.family,
-                "windows": [b.window_of(i) for i in range(b.n_blocks)],
+                "windows": [b.window_of(i) for i in range(b.depth)],
                 "norm": bt.norm, "qkv_bias": bt.qkv_bias, "layer_scale": bt.layer_scale, "qk_norm": bt.qk_norm,
             })
             if self.task == "detection" and b.pretrain_img_size != 224:  # only then: older fingerprints hold
@@ -273,26 +280,26 @@ def _check_config(cfg: PIIPConfig) -> None:
         p = f"branches[{i}]"
         if b.resolution % PATCH_SIZE:
             _fail(f"{p}.resolution", f"must be a multiple of {PATCH_SIZE}", b.resolution)
-        if b.dim % b.heads:
-            _fail(f"{p}.embed_dim", f"must be divisible by num_heads={b.heads}", b.dim)
+        if b.embed_dim % b.num_heads:
+            _fail(f"{p}.embed_dim", f"must be divisible by num_heads={b.num_heads}", b.embed_dim)
         if b.block_type.norm == "rms" and b.family != "internvit":
             _fail(f"{p}.norm", "RMSNorm blocks exist only for family 'internvit'", b.norm)
-        if cfg.task == "detection" and n > 1 and b.dim % 32:
-            _fail(f"{p}.embed_dim", "must be divisible by 32 (GroupNorm(32) in the branch merge)", b.dim)
+        if cfg.task == "detection" and n > 1 and b.embed_dim % 32:
+            _fail(f"{p}.embed_dim", "must be divisible by 32 (GroupNorm(32) in the branch merge)", b.embed_dim)
         for g in b.global_blocks:
-            if not 0 <= g < b.n_blocks:
-                _fail(f"{p}.global_blocks", f"block indices must lie in [0, {b.n_blocks - 1}]", g)
+            if not 0 <= g < b.depth:
+                _fail(f"{p}.global_blocks", f"block indices must lie in [0, {b.depth - 1}]", g)
         if b.global_blocks and b.window_size is None:
             _fail(f"{p}.global_blocks", "only meaningful with window_size set", list(b.global_blocks))
         if cfg.task == "classification" and b.window_size is not None:
             _fail(f"{p}.window_size", "classification branches use global attention (cls token)", b.window_size)
         if interacting and inter.attention == "deformable":
-            vdim = int(b.dim * inter.deform_ratio)
-            if b.dim % inter.heads or vdim % inter.heads:
+            vdim = int(b.embed_dim * inter.deform_ratio)
+            if b.embed_dim % inter.heads or vdim % inter.heads:
                 _fail(f"{p}.embed_dim", f"width and width*deform_ratio ({vdim}) must be divisible by "
-                      f"interactions.heads={inter.heads}", b.dim)
-        if interacting and inter.attention == "regular" and b.dim % inter.heads:
-            _fail(f"{p}.embed_dim", f"must be divisible by interactions.heads={inter.heads}", b.dim)
+                      f"interactions.heads={inter.heads}", b.embed_dim)
+        if interacting and inter.attention == "regular" and b.embed_dim % inter.heads:
+            _fail(f"{p}.embed_dim", f"must be divisible by interactions.heads={inter.heads}", b.embed_dim)
         if i > 0 and b.resolution < cfg.branches[i - 1].resolution:
             _fail(f"{p}.resolution", f"branches go from the lowest resolution (branch 1) to the highest; "
                   f"must be >= branches[{i - 1}].resolution={cfg.branches[i - 1].resolution}", b.resolution)
@@ -312,14 +319,14 @@ def _check_config(cfg: PIIPConfig) -> None:
                 if s != expected:
                     _fail(p, f"ranges must tile the blocks contiguously; expected start {expected}", [s, e])
                 expected = e + 1
-            if expected != b.n_blocks:
-                _fail(f"interactions.indexes[{i}]", f"ranges must cover all {b.n_blocks} blocks of "
+            if expected != b.depth:
+                _fail(f"interactions.indexes[{i}]", f"ranges must cover all {b.depth} blocks of "
                       f"branches[{i}]; they end at block {expected - 1}", [list(r) for r in ranges])
     else:
         count = inter.count or 1
         for i, b in enumerate(cfg.branches):
-            if count > b.n_blocks:
-                _fail("interactions.count", f"cannot exceed the depth of branches[{i}] ({b.n_blocks})", count)
+            if count > b.depth:
+                _fail("interactions.count", f"cannot exceed the depth of branches[{i}] ({b.depth})", count)
 
 
 def inversion_problems(cfg: PIIPConfig) -> list[str]:
@@ -329,9 +336,9 @@ def inversion_problems(cfg: PIIPConfig) -> list[str]:
         a, b = cfg.branches[i], cfg.branches[i + 1]
         if b.resolution < a.resolution:
             out.append(f"branches[{i + 1}] runs at {b.resolution} px, below branches[{i}]'s {a.resolution} px")
-        if b.dim**2 * b.n_blocks > a.dim**2 * a.n_blocks:  # block params grow with width^2 x depth
-            out.append(f"branches[{i + 1}] (width {b.dim}, depth {b.n_blocks}) is larger than branches[{i}] "
-                       f"(width {a.dim}, depth {a.n_blocks})")
+        if b.embed_dim**2 * b.depth > a.embed_dim**2 * a.depth:  # block params grow with width^2 x depth
+            out.append(f"branches[{i + 1}] (width {b.embed_dim}, depth {b.depth}) is larger than branches[{i}] "
+                       f"(width {a.embed_dim}, depth {a.depth})")
     return out
 
 

@@ -56,11 +56,11 @@ def _merge(cfg: PIIPConfig) -> list[Part]:
     br = cfg.branches
     if len(br) == 1:
         return []
-    d1, g_last = br[0].dim, br[-1].grid
+    d1, g_last = br[0].embed_dim, br[-1].grid
     c = t.Cost(len(br), 0)  # merge weights
     for b in br:
         n = b.grid ** 2
-        c += t.conv(n, b.dim, d1, 3, RULES, bias=False) + t.norm(n, d1, RULES)
+        c += t.conv(n, b.embed_dim, d1, 3, RULES, bias=False) + t.norm(n, d1, RULES)
         c += t.conv(n, d1, d1, 3, RULES, bias=False) + t.norm(n, d1, RULES)
         if b.grid != g_last:
             c += t.Cost(0, BILINEAR * d1 * g_last * g_last)
@@ -68,7 +68,7 @@ def _merge(cfg: PIIPConfig) -> list[Part]:
 
 
 def _pyramid(cfg: PIIPConfig) -> Part:
-    d, n = cfg.branches[0].dim, cfg.branches[-1].grid ** 2
+    d, n = cfg.branches[0].embed_dim, cfg.branches[-1].grid ** 2
     convt = 4 * d * d  # ConvTranspose2d(d, d, 2, 2): charged per input pixel
     c = t.Cost(convt + d, convt * n)  # fpn1 first ConvT (stride 16 -> 8)
     c += t.norm(4 * n, d, RULES)  # GroupNorm on the stride-8 map
@@ -80,7 +80,7 @@ def _pyramid(cfg: PIIPConfig) -> Part:
 def _heads(cfg: PIIPConfig) -> Part:
     c = t.ZERO
     for b in cfg.branches:  # norm + linear on the cls token of every branch
-        c += t.norm(1, b.dim, RULES) + t.linear(1, b.dim, cfg.num_classes)
+        c += t.norm(1, b.embed_dim, RULES) + t.linear(1, b.embed_dim, cfg.num_classes)
     return Part("heads", c.params, c.flops, "module")
 
 

@@ -47,15 +47,15 @@ def _merge_and_head(cfg: PIIPConfig) -> list[Part]:
     if cfg.task == "classification":
         c = t.ZERO
         for b in br:  # separate heads: norm on the patch tokens, head on one token
-            c += t.norm(b.grid ** 2, b.dim, RULES) + t.linear(1, b.dim, cfg.num_classes)
+            c += t.norm(b.grid ** 2, b.embed_dim, RULES) + t.linear(1, b.embed_dim, cfg.num_classes)
         return [Part("heads", c.params, c.flops)]
-    d1 = br[0].dim
+    d1 = br[0].embed_dim
     parts = []
     if len(br) > 1:
         m = t.norm(br[0].grid ** 2, d1, RULES)
         for b in br[1:]:
             nk = b.grid ** 2
-            m += t.norm(nk, b.dim, RULES) + t.linear(nk, b.dim, d1) + t.norm(nk, d1, RULES)
+            m += t.norm(nk, b.embed_dim, RULES) + t.linear(nk, b.embed_dim, d1) + t.norm(nk, d1, RULES)
         m += t.Cost(len(br), 0)  # merge weights
         parts.append(Part("merge", m.params, m.flops))
     head_norm = br[0].block_type.norm if len(br) == 1 else "ln"  # a baseline keeps its own final norm

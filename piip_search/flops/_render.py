@@ -65,7 +65,7 @@ def branches_table(cfg: PIIPConfig) -> Table:
         block = " ".join([b.family, bt.norm.upper(), "qkv-bias" if bt.qkv_bias else "no-qkv-bias",
                           "no-LS" if bt.layer_scale is None else f"LS{bt.layer_scale:g}"]
                          + (["qk-norm"] if bt.qk_norm else []))
-        shape = f"{b.dim}/{b.n_blocks}/{b.heads}/{b.mlp_hidden}"
+        shape = f"{b.embed_dim}/{b.depth}/{b.num_heads}/{b.mlp_hidden}"
         table.add_row(str(i + 1), b.model or "custom", shape, block, str(b.resolution), f"{b.grid}x{b.grid}",
                       _windows(b))
     return table

@@ -28,7 +28,7 @@ class Terms:
 def branch_parts(cfg: PIIPConfig, i: int, terms: Terms) -> list[Part]:
     b = cfg.branches[i]
     cls_task = cfg.task == "classification"
-    d, g = b.dim, b.grid
+    d, g = b.embed_dim, b.grid
     n = g * g
     n_tok = n + 1 if cls_task else n  # the cls token runs through the blocks
     bt = b.block_type
@@ -37,7 +37,7 @@ def branch_parts(cfg: PIIPConfig, i: int, terms: Terms) -> list[Part]:
     if cls_task:
         mod += t.Cost(d, 0)  # cls token
     attn = 0
-    for k in range(b.n_blocks):
+    for k in range(b.depth):
         ws = b.window_of(k)
         if ws is None:
             mod += t.block(d, b.mlp_hidden, bt, n_tok, terms.rules)
@@ -56,7 +56,7 @@ def interaction_parts(cfg: PIIPConfig, terms: Terms) -> list[Part]:
     ic, br = cfg.interactions, cfg.branches
     mod, formula = t.ZERO, 0
     for q, k in injectors:  # query branch q, features from branch k
-        dq, dk, nq, nk = br[q].dim, br[k].dim, br[q].grid ** 2, br[k].grid ** 2
+        dq, dk, nq, nk = br[q].embed_dim, br[k].embed_dim, br[q].grid ** 2, br[k].grid ** 2
         if ic.projection:
             mod += t.linear(nk, dk, dq)
         mod += t.injector(dq, dq if ic.projection else dk, nq, nk, ic, terms.rules)

@@ -270,13 +270,13 @@ class PIIPBranch(nn.Module):
 def create_branch(cfg: BranchConfig, *, task: str) -> PIIPBranch:
     """Branch for one `BranchConfig`; family and task decide pos-embed grid and cls slot, drop-path schedule."""
     internvit = cfg.family == "internvit"
-    depth = cfg.n_blocks
+    depth = cfg.depth
     if internvit and task == "detection" and depth > 1:
         rates = [cfg.drop_path_rate * k / (depth - 1) for k in range(depth)]
     else:
         rates = [cfg.drop_path_rate] * depth
     return PIIPBranch(
-        dim=cfg.dim, depth=depth, num_heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, resolution=cfg.resolution,
+        dim=cfg.embed_dim, depth=depth, num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, resolution=cfg.resolution,
         block_type=cfg.block_type, windows=[cfg.window_of(k) for k in range(depth)], drop_path=rates,
         pos_cls_slot=internvit, cls_token=task == "classification", pad_before_qkv=True,
         pos_grid=cfg.pos_grid if task == "detection" else cfg.grid, tanh_gelu=cfg.mlp_type == "fused_mlp",

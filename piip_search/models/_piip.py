@@ -52,7 +52,7 @@ class _PIIPTrunk(nn.Module):
         self.cfg = cfg
         self.resolutions = [b.resolution for b in cfg.branches]
         self.block_ranges = cfg.block_ranges
-        self.dims = [b.dim for b in cfg.branches]
+        self.dims = [b.embed_dim for b in cfg.branches]
         self.branches = nn.ModuleList(create_branch(b, task=cfg.task) for b in cfg.branches)
         pairs = cfg.unit_pairs()
         self.interactions = nn.ModuleList(

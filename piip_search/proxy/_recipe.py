@@ -40,7 +40,7 @@ def param_groups(model: nn.Module, cfg: PIIPConfig, *, lr: float, weight_decay: 
     everything else (interactions, merge, neck, heads) at L + 1 with the full rate;
     scale = decay^(L + 1 - layer).
     """
-    num_layers = max(b.n_blocks for b in cfg.branches)
+    num_layers = max(b.depth for b in cfg.branches)
     skip = _no_weight_decay_names(model)
     groups: dict[tuple[float, bool], dict[str, Any]] = {}
     for name, p in model.named_parameters():
@@ -54,7 +54,7 @@ def param_groups(model: nn.Module, cfg: PIIPConfig, *, lr: float, weight_decay: 
             if m:
                 branch = int(m.group(1))
                 if m.group(2) is not None and branch < len(cfg.branches):
-                    depth = cfg.branches[branch].n_blocks
+                    depth = cfg.branches[branch].depth
                     layer = max(1, round((int(m.group(2)) + 1) * num_layers / depth))
                 elif m.group(3) is not None:
                     layer = 0

@@ -104,7 +104,7 @@ def _encode(cfg: PIIPConfig, max_branches: int, gflops: float) -> list[float]:
             b = cfg.branches[i]
             grid = max(1, b.resolution // 16)
             win = 1.0 if b.window_size is None else min(1.0, b.window_size / grid)
-            feats += [1.0, math.log2(b.dim), b.n_blocks / 12.0, math.log2(b.resolution), win]
+            feats += [1.0, math.log2(b.embed_dim), b.depth / 12.0, math.log2(b.resolution), win]
         else:
             feats += [0.0] * 5
     inter = cfg.interactions

@@ -46,11 +46,11 @@ def test_every_shipped_config_round_trips(name):
 
 def test_presets_match_the_spec():
     cfg = load_config("piip-tsb-1120-896-448")
-    assert [(b.dim, b.n_blocks, b.heads) for b in cfg.branches] == [(768, 12, 12), (384, 12, 6), (192, 12, 3)]
+    assert [(b.embed_dim, b.depth, b.num_heads) for b in cfg.branches] == [(768, 12, 12), (384, 12, 6), (192, 12, 3)]
     assert [b.grid for b in cfg.branches] == [28, 56, 70]
     assert cfg.input_resolution == 1120 and cfg.out_dim == 768
     six = load_config("piip-h6b-1024-512").branches[0]
-    assert (six.dim, six.n_blocks, six.heads) == (3200, 48, 25)
+    assert (six.embed_dim, six.depth, six.num_heads) == (3200, 48, 25)
     bt = six.block_type
     assert (bt.norm, bt.qkv_bias, bt.layer_scale, bt.qk_norm) == ("rms", False, 0.1, True)
     h = load_config("piip-h6b-1024-512").branches[1].block_type
@@ -164,3 +164,21 @@ def test_without_units_interaction_ranges_do_not_change_the_architecture():
     assert a.fingerprint() == b.fingerprint()
     c = PIIPConfig.from_dict(_with("interactions.count", 1))
     assert c.fingerprint() != PIIPConfig.from_dict(TINY).fingerprint()
+
+
+def test_a_branch_has_one_name_per_dimension_and_files_keep_their_preset_form():
+    from piip_search.config._architecture import BranchConfig
+
+    b = BranchConfig(model="B", resolution=224)
+    assert (b.embed_dim, b.depth, b.num_heads) == (768, 12, 12) and not hasattr(b, "dim")
+    wide = BranchConfig(model="B", embed_dim=1024, num_heads=16, resolution=224)
+    assert (wide.embed_dim, wide.depth, wide.num_heads) == (1024, 12, 16)
+    cfg = PIIPConfig.from_dict({"task": "detection", "interactions": {"count": 2},
+                                "branches": [{"model": "B", "resolution": 448},
+                                             {"model": "S", "embed_dim": 416, "num_heads": 13, "resolution": 896}]})
+    d = cfg.to_dict()
+    assert not {"embed_dim", "depth", "num_heads"} & set(d["branches"][0])  # the preset says it
+    assert d["branches"][1]["embed_dim"] == 416 and "depth" not in d["branches"][1]
+    assert PIIPConfig.from_dict(d) == cfg
+    with pytest.raises(ConfigError, match=r"missing \['depth', 'num_heads'\]"):
+        PIIPConfig.from_dict({"task": "detection", "branches": [{"embed_dim": 64, "resolution": 64}]})

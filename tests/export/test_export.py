@@ -80,7 +80,7 @@ def test_mmdet_config_parses_with_mmengine_and_keeps_the_architecture(tmp_path, 
     assert parsed.model.type == "MaskRCNN" and bb.type.startswith("PIIP")
     for i, b in enumerate(cfg.branches):
         d = bb[f"branch{i + 1}"]
-        assert (d.real_size, d.embed_dim, d.depth, d.num_heads) == (b.resolution, b.dim, b.n_blocks, b.heads)
+        assert (d.real_size, d.embed_dim, d.depth, d.num_heads) == (b.resolution, b.embed_dim, b.depth, b.num_heads)
         assert [tuple(r) for r in d.interaction_indexes] == list(cfg.block_ranges[i])
         if b.window_size is not None:
             assert d.window_size[0] == b.window_size

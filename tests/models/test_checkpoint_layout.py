@@ -26,7 +26,7 @@ def official_layout(cfg, model) -> dict[str, tuple[str, object]]:
         table[f"branch{K}.pos_embed"] = (f"branches.{k}.pos_embed", None)
         for p in ("weight", "bias"):
             table[f"branch{K}.patch_embed.proj.{p}"] = (f"branches.{k}.patch_embed.proj.{p}", None)
-        for j in range(b.n_blocks):
+        for j in range(b.depth):
             ours, off = f"branches.{k}.blocks.{j}", f"branch{K}.blocks.{j}"
             for m in ("norm1", "norm2", "attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"):
                 for p in ("weight", "bias"):

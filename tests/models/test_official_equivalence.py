@@ -169,6 +169,6 @@ def model_param_formula(cfg: PIIPConfig) -> int:
     rest = sum(p.numel() for n, p in model.named_parameters() if not n.startswith("branches."))
     branches = 0
     for b in cfg.branches:
-        d = b.dim
-        branches += b.n_blocks * (12 * d * d + 15 * d) + (3 * 256 + 1) * d + (b.pretrain_img_size // 16) ** 2 * d
+        d = b.embed_dim
+        branches += b.depth * (12 * d * d + 15 * d) + (3 * 256 + 1) * d + (b.pretrain_img_size // 16) ** 2 * d
     return branches + rest

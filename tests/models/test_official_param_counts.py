@@ -46,7 +46,7 @@ OFFICIAL = {
 
 
 def _block(b) -> int:
-    d = b.dim
+    d = b.embed_dim
     if b.model == "6B":
         return 12 * d * d + 12 * d  # RMSNorm x2, q/k norm, no qkv bias, LayerScale
     ls = 0 if b.layer_scale == "none" else 2 * d
@@ -56,8 +56,8 @@ def _block(b) -> int:
 def _branch(b, task: str) -> int:
     grid = b.resolution // 16 if task == "classification" else b.pretrain_img_size // 16
     cls_slot = 1 if b.family == "internvit" else 0
-    extra = b.dim if task == "classification" else 0  # cls token
-    return b.n_blocks * _block(b) + (3 * 16 * 16 + 1) * b.dim + (grid * grid + cls_slot) * b.dim + extra
+    extra = b.embed_dim if task == "classification" else 0  # cls token
+    return b.depth * _block(b) + (3 * 16 * 16 + 1) * b.embed_dim + (grid * grid + cls_slot) * b.embed_dim + extra
 
 
 def _injector(dq: int, dk: int, it) -> int:
@@ -72,7 +72,7 @@ def _injector(dq: int, dk: int, it) -> int:
 
 
 def _interactions(cfg: PIIPConfig) -> int:
-    it, dims = cfg.interactions, [b.dim for b in cfg.branches]
+    it, dims = cfg.interactions, [b.embed_dim for b in cfg.branches]
     per = 0
     for a in range(len(dims) - 1):
         da, db = dims[a], dims[a + 1]
@@ -85,11 +85,11 @@ def _interactions(cfg: PIIPConfig) -> int:
 
 def official_params(cfg: PIIPConfig) -> int:
     total = sum(_branch(b, cfg.task) for b in cfg.branches) + _interactions(cfg)
-    d1, n = cfg.branches[0].dim, len(cfg.branches)
+    d1, n = cfg.branches[0].embed_dim, len(cfg.branches)
     if cfg.task == "classification":
-        return total + sum(2 * b.dim + b.dim * cfg.num_classes + cfg.num_classes for b in cfg.branches)
+        return total + sum(2 * b.embed_dim + b.embed_dim * cfg.num_classes + cfg.num_classes for b in cfg.branches)
     if n > 1:  # merge_branch{K}: conv3x3 (D_K -> D_1) GN conv3x3 GN; scalars w{K}
-        total += sum(9 * b.dim * d1 + 2 * d1 + 9 * d1 * d1 + 2 * d1 for b in cfg.branches) + n
+        total += sum(9 * b.embed_dim * d1 + 2 * d1 + 9 * d1 * d1 + 2 * d1 for b in cfg.branches) + n
     return total + 3 * (4 * d1 * d1 + d1) + 2 * d1  # fpn1 (ConvT, GN, ConvT), fpn2 (ConvT)
 
 
@@ -116,7 +116,7 @@ def _distinct_structures() -> list:
     seen, out = set(), []
     for name in list_models():
         cfg = load_config(name)
-        key = repr([(b.dim, b.n_blocks, b.family, b.block_type, b.pos_grid if cfg.task == "detection"
+        key = repr([(b.embed_dim, b.depth, b.family, b.block_type, b.pos_grid if cfg.task == "detection"
                      else b.grid, b.window_size) for b in cfg.branches]) + repr(cfg.interactions) + cfg.task
         if key not in seen:
             seen.add(key)

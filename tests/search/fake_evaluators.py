@@ -9,7 +9,7 @@ CALLS: list[str] = []
 
 def known_ap(cfg) -> float:
     """A smooth, saturating AP: more width and resolution help, with diminishing returns."""
-    widths = sum(b.dim for b in cfg.branches)
+    widths = sum(b.embed_dim for b in cfg.branches)
     res = max(b.resolution for b in cfg.branches)
     return round(1.0 - math.exp(-widths / 200.0) * math.exp(-res / 400.0), 6)
 

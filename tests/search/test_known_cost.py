@@ -54,7 +54,7 @@ def _space() -> SearchSpace:
 
 def _ap(cfg) -> float:
     b = cfg.branches
-    return float(np.log(b[0].dim * b[0].n_blocks) + 0.01 * b[-1].resolution / 32 + 0.1 * len(b))
+    return float(np.log(b[0].embed_dim * b[0].depth) + 0.01 * b[-1].resolution / 32 + 0.1 * len(b))
 
 
 def test_known_cost_search_end_to_end_no_duplicates_within_budget() -> None:

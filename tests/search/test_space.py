@@ -143,8 +143,8 @@ def _assert_inverted(space: SearchSpace, cfg: PIIPConfig, strict: bool = False) 
             ia, ib = PRESET_ORDER.index(a.model), PRESET_ORDER.index(b.model)
             assert ib < ia if strict else ib <= ia
         else:
-            assert b.dim <= a.dim and b.n_blocks <= a.n_blocks
-            assert b.dim < a.dim if strict else True
+            assert b.embed_dim <= a.embed_dim and b.depth <= a.depth
+            assert b.embed_dim < a.embed_dim if strict else True
         assert b.resolution > a.resolution if strict else b.resolution >= a.resolution
     for b in bs:
         assert b.resolution in space.resolutions.values
@@ -167,7 +167,7 @@ def test_samples_are_valid_inverted_and_rebuilt_from_params(shipped, sampler, n)
         assert shipped.config_from_params(params).canonical() == cfg.canonical()
         seen.add(len(cfg.branches))
         # some signal for the model-based samplers: cost grows with width and resolution
-        cost = sum(b.dim * b.resolution for b in cfg.branches) / 1e4
+        cost = sum(b.embed_dim * b.resolution for b in cfg.branches) / 1e4
         study.tell(trial, [cost, cost ** 0.5 + (i % 7)])
     assert seen == set(shipped.n_branches.values)
 
@@ -196,7 +196,7 @@ def test_explicit_dims_sort_widths_and_depths_and_derive_heads():
               "interactions.direction": "bidirectional", "interactions.count": 2,
               "interactions.attention": "regular"}
     cfg = space.config_from_params(params)
-    assert [(b.dim, b.n_blocks, b.heads, b.resolution) for b in cfg.branches] == [
+    assert [(b.embed_dim, b.depth, b.num_heads, b.resolution) for b in cfg.branches] == [
         (128, 4, 4, 64), (64, 3, 2, 128), (32, 2, 1, 256)]
     assert [b.window_size for b in cfg.branches] == [8, None, None]  # windows are positional
     assert cfg.interactions.heads == 4 and cfg.interactions.attention == "regular"

@@ -50,18 +50,18 @@ class SpaceCodec(SpaceSampling):
         for i, b in enumerate(cfg.branches):
             p = f"branches[{i}]"
             if self.presets is not None:
-                shape = (b.dim, b.n_blocks, b.heads)
-                preset = b.model if b.embed_dim is None and b.depth is None and b.num_heads is None else next(
+                shape = (b.embed_dim, b.depth, b.num_heads)
+                preset = b.model if b.model is not None and not b.preset_dims() else next(
                     (k for k, v in PRESETS.items() if (v.embed_dim, v.depth, v.num_heads) == shape), None)
                 if preset is None:
-                    r.fail(p, "explicit dims that match no preset", f"{b.dim}x{b.n_blocks}")
+                    r.fail(p, "explicit dims that match no preset", f"{b.embed_dim}x{b.depth}")
                 put(f"b{i}.model", self.presets, preset, f"{p}.model")
             else:
-                put(f"b{i}.embed_dim", self.embed_dims, b.dim, f"{p}.embed_dim")
-                put(f"b{i}.depth", self.depths, b.n_blocks, f"{p}.depth")
-                if b.heads != self._heads_of(b.dim):
-                    r.fail(f"{p}.num_heads",
-                           f"the space uses {self._heads_of(b.dim)} heads for width {b.dim}", b.heads)
+                put(f"b{i}.embed_dim", self.embed_dims, b.embed_dim, f"{p}.embed_dim")
+                put(f"b{i}.depth", self.depths, b.depth, f"{p}.depth")
+                if b.num_heads != self._heads_of(b.embed_dim):
+                    r.fail(f"{p}.num_heads", f"the space uses {self._heads_of(b.embed_dim)} heads for width "
+                           f"{b.embed_dim}", b.num_heads)
             put(f"b{i}.resolution", self.resolutions, b.resolution, f"{p}.resolution")
             if self.window is not None and self.window_per_branch:
                 put(f"b{i}.window_size", self.window, b.window_size, f"{p}.window_size")
@@ -75,17 +75,17 @@ class SpaceCodec(SpaceSampling):
             for i in range(1, n):
                 a, b = cfg.branches[i - 1], cfg.branches[i]
                 bigger = (PRESET_ORDER.index(b.model) > PRESET_ORDER.index(a.model)
-                          if self.presets is not None else (b.dim > a.dim or b.n_blocks > a.n_blocks))
+                          if self.presets is not None else (b.embed_dim > a.embed_dim or b.depth > a.depth))
                 if bigger:
                     r.fail(f"branches[{i}]", f"not parameter-inverted: larger than branches[{i - 1}]",
-                           f"{b.model or (b.dim, b.n_blocks)} after {a.model or (a.dim, a.n_blocks)}")
+                           f"{b.model or (b.embed_dim, b.depth)} after {a.model or (a.embed_dim, a.depth)}")
         inter = cfg.interactions
         if n > 1:
             put("interactions.direction", self.inter_direction, inter.direction, "interactions.direction")
             count = inter.count
             if inter.indexes is not None:
                 k = len(inter.indexes[0])
-                if tuple(tuple(x) for x in inter.indexes) != tuple(even_ranges(b.n_blocks, k)
+                if tuple(tuple(x) for x in inter.indexes) != tuple(even_ranges(b.depth, k)
                                                                     for b in cfg.branches):
                     r.fail("interactions.indexes", "explicit ranges that are not the even split the space "
                            "uses", [list(map(list, x)) for x in inter.indexes])
