@@ -18,8 +18,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from piip_search import _yaml
+from piip_search._validation import format_error
 from piip_search.config._presets import PRESETS, BlockType, default_block_type
-from piip_search.errors import ConfigError, shown
+from piip_search.errors import ConfigError
 
 PATCH_SIZE = 16  # every PIIP branch runs with patch 16 (pretrained 14x14 kernels are resized)
 
@@ -343,28 +344,8 @@ def inversion_problems(cfg: PIIPConfig) -> list[str]:
 
 
 def format_validation_error(e: ValidationError, source: str | None = None) -> str:
-    lines = []
-    for err in e.errors():
-        path = ""
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
-        if err["type"] == "extra_forbidden":
-            lines.append(f"{path}: unknown key")
-        elif path and not msg.startswith(path):
-            value = err.get("input")
-            got = "" if isinstance(value, dict) else f", got {shown(value)}"
-            lines.append(f"{path}: {msg}{got}")
-        else:
-            lines.append(msg)
-    head = f"{source}: " if source else ""
-    if len(lines) == 1:
-        return head + lines[0]
-    if len(lines) > 20:
-        lines = [*lines[:20], f"... and {len(lines) - 20} more"]
-    return head + "invalid config:\n  " + "\n  ".join(lines)
+    """Every problem of a config file, one `<key path>: <rule>, got <value>` line each."""
+    return format_error(e, source, schema=PIIPConfig)
 
 
 def load_config(ref: str | os.PathLike[str]) -> PIIPConfig:

@@ -182,3 +182,20 @@ def test_a_branch_has_one_name_per_dimension_and_files_keep_their_preset_form():
     assert PIIPConfig.from_dict(d) == cfg
     with pytest.raises(ConfigError, match=r"missing \['depth', 'num_heads'\]"):
         PIIPConfig.from_dict({"task": "detection", "branches": [{"embed_dim": 64, "resolution": 64}]})
+
+
+def test_configs_and_spaces_word_their_errors_the_same_way():
+    """One formatter for every pydantic model: project wording, key paths, the allowed keys of a typo."""
+    from piip_search.errors import SearchSpaceError
+    from piip_search.search.space import SearchSpace
+
+    with pytest.raises(ConfigError) as e:
+        PIIPConfig.from_dict({"task": "detection", "branches": [{"model": "T", "resolution": -64}]}, source="c.yaml")
+    assert str(e.value) == "c.yaml: branches[0].resolution: must be > 0, got -64"
+    with pytest.raises(ConfigError, match=r"c.yaml: branches\[0\].colour: unknown key \(allowed: model, embed_dim"):
+        PIIPConfig.from_dict({"task": "detection", "branches": [{"model": "T", "resolution": 64, "colour": 1}]},
+                             source="c.yaml")
+    with pytest.raises(SearchSpaceError) as s:
+        SearchSpace.from_dict({"name": "s", "branches": {"count": 2, "models": ["T"], "resolutions": [-64]}},
+                              source="s.yaml")
+    assert str(s.value) == "s.yaml: branches.resolutions[0]: must be >= 16, got -64"

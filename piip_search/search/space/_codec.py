@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from piip_search.config import PRESET_ORDER, PRESETS, PIIPConfig, even_ranges
 from piip_search.errors import SearchSpaceError
-from piip_search.search.space._reader import _Reader
+from piip_search.search.space._rules import SpaceRules
 from piip_search.search.space._sampling import SpaceSampling
 from piip_search.search.space._values import (
     Dim,
@@ -33,7 +33,7 @@ class SpaceCodec(SpaceSampling):
         that differs from `fixed:`). Names, drop-path rates and pretrained weights do not matter.
         """
         label = cfg.name or "config"
-        r = _Reader(f"{self.source}: cannot represent {label}")
+        r = SpaceRules(f"{self.source}: cannot represent {label}")
         n = len(cfg.branches)
         params: dict[str, Any] = {}
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from piip_search.config import PRESETS, PIIPConfig
 from piip_search.config._architecture import InteractionConfig
 from piip_search.errors import ConfigError
-from piip_search.search.space._reader import _Reader
+from piip_search.search.space._rules import SpaceRules
 from piip_search.search.space._sampling import SpaceSampling
 from piip_search.search.space._values import (
     _PROBE_LIMIT,
@@ -38,7 +38,7 @@ class SpaceFeasibility(SpaceSampling):
             return (fixed,), "fixed.interactions.count"
         return (InteractionConfig().count or 1,), "interactions.count (not given: PIIP default)"
 
-    def _check_feasible(self, r: _Reader) -> None:
+    def _check_feasible(self, r: SpaceRules) -> None:
         """Rules across sections with space key paths; then build configs over the space as a backstop."""
         fi = self.fixed.get("interactions") or {}
         max_n = max(self.n_branches.values)
@@ -134,7 +134,7 @@ class SpaceFeasibility(SpaceSampling):
         reps = [counter(c) for c in self.cheapest_configs()]
         gmin = min(rep.flops for rep in reps) / 1e9
         pmin = min(rep.params for rep in reps) / 1e6
-        r = _Reader(self.source)
+        r = SpaceRules(self.source)
         if self.budgets.max_gflops is not None and self.budgets.max_gflops < gmin:
             r.fail("budgets.max_gflops", f"is below the cheapest architecture of the space ({gmin:.4g} "
                    f"GFLOPs, {self.flops_convention} convention): no sample would be feasible",

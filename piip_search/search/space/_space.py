@@ -48,28 +48,24 @@ the cheapest architecture). Messages read `<file>: <key path>: <rule>, got <valu
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+from pydantic import ValidationError
 
 from piip_search import _yaml
+from piip_search._validation import format_error
 from piip_search.errors import SearchSpaceError
 from piip_search.search._fidelity import FidelitySchedule
 from piip_search.search.space._codec import SpaceCodec
 from piip_search.search.space._feasibility import SpaceFeasibility
 from piip_search.search.space._lookup import space_path
 from piip_search.search.space._parse import SpaceParsers
-from piip_search.search.space._reader import _Reader
-from piip_search.search.space._values import (
-    _TOP_KEYS,
-    DEFAULT_MAX_RETRIES,
-    FLOPS_CONVENTIONS,
-    SAMPLER_NAMES,
-    Dim,
-)
+from piip_search.search.space._rules import SpaceRules
+from piip_search.search.space._schema import SpaceDocument
+from piip_search.search.space._values import Dim
 
 if TYPE_CHECKING:
     pass
@@ -86,41 +82,12 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
     def __init__(self, data: Mapping[str, Any], *, source: str = "<space>", check_budgets: bool = True,
                  check_proxy: bool = False) -> None:
         self.source = source
-        r = _Reader(source)
-        d = r.mapping(copy.deepcopy(dict(data)) if isinstance(data, Mapping) else data, "", _TOP_KEYS,
-                      required=("name", "branches"))
-        self.name: str = r.string(d["name"], "name")
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name):
-            r.fail("name", "must be letters, digits, '_', '-' or '.' (it names the study folder)", self.name)
-        self.description: str | None = None if d.get("description") is None else r.string(d["description"],
-                                                                                             "description")
-        trials = d.get("trials")
-        self.trials: int | None = None if trials is None else r.integer(trials, "trials", minimum=1)
-        self.max_retries: int = r.integer(d.get("max_retries", DEFAULT_MAX_RETRIES), "max_retries", minimum=0)
-        if self.max_retries > 20:
-            r.fail("max_retries", "must be at most 20 (a config that kills its worker that often is broken)",
-                   self.max_retries)
-        inv = d.get("inverted", True)
-        if inv not in (True, False, "strict"):
-            r.fail("inverted", "must be true, false or 'strict'", inv)
-        self.inverted: bool | str = inv
-        self._parse_fixed(r, d.get("fixed"))
-        self._parse_branches(r, d["branches"])
-        self._parse_interactions(r, d.get("interactions"))
-        self._parse_budgets(r, d.get("budgets"))
-        self._parse_objectives(r, d.get("objectives"))
-        self.flops_convention: str = r.string(d.get("flops_convention", "model"), "flops_convention",
-                                              FLOPS_CONVENTIONS)
-        self.evaluator: str = r.string(d.get("evaluator", "builtin:proxy"), "evaluator")
-        if not re.fullmatch(r"(builtin:[\w-]+|[\w.]+:[\w]+)", self.evaluator):
-            r.fail("evaluator", "must be 'builtin:<name>' or 'package.module:function'", self.evaluator)
-        self.sampler: str | None = None if d.get("sampler") is None else r.string(d["sampler"], "sampler",
-                                                                                   SAMPLER_NAMES)
-        proxy = d.get("proxy") or {}
-        if not isinstance(proxy, dict):
-            r.fail("proxy", "must be a mapping of proxy-training settings", proxy)
-        self.proxy: dict[str, Any] = proxy
-        self._parse_fidelity(r, d.get("fidelity"))
+        try:
+            doc = SpaceDocument.model_validate(copy.deepcopy(dict(data)))
+        except ValidationError as e:
+            raise SearchSpaceError(format_error(e, source, schema=SpaceDocument, first_only=True)) from None
+        self._read_document(doc)
+        r = SpaceRules(source)
         self._check_feasible(r)
         if check_budgets:
             self.check_budgets()

@@ -34,13 +34,6 @@ ATTENTIONS: tuple[str, ...] = ("deformable", "regular")
 
 MAX_CHOICES = 10_000  # per dimension: more can only be a typo in a range
 DEFAULT_MAX_RETRIES = 2  # re-queues of a trial whose worker died before a config is failed for good
-_TOP_KEYS = ("name", "description", "trials", "branches", "inverted", "interactions", "fixed", "budgets",
-             "objectives", "flops_convention", "proxy", "fidelity", "evaluator", "sampler",
-             "max_retries")
-_BRANCH_KEYS = ("count", "models", "resolutions", "window_size")
-_DIMS_KEYS = ("embed_dim", "depth", "head_dim", "num_heads")
-_INTER_KEYS = ("count", "direction", "attention")
-_RANGE_KEYS = ("low", "high", "step")
 #: Fixed branch fields the search itself sets (always), and fixed fields that cannot apply to sampled configs.
 _SEARCHED_BRANCH_FIELDS = ("model", "embed_dim", "depth", "num_heads", "resolution")
 _FORBIDDEN_FIXED = {"name": "every sampled config gets its own name", "provenance": "written by `export`",

@@ -1,0 +1,421 @@
+"""The YAML schema of a search space, in pydantic like `PIIPConfig`: types, ranges, unknown keys and the rules
+between sections are checked here; `SearchSpace` builds its dimensions from the validated document.
+
+A dimension ("choices") is written as a list, a single value, or, for integers, a range `{low, high, step}`;
+each becomes a `Choices` (the values in the order written, and the form written, for `to_dict`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple, TypeAlias, Union
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from piip_search._validation import format_error, rule, verbatim
+from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER, PIIPConfig
+from piip_search.config._architecture import BranchConfig, InteractionConfig
+from piip_search.search._fidelity import geometric_rungs
+from piip_search.search.space._values import (
+    _FORBIDDEN_FIXED,
+    _SEARCHED_BRANCH_FIELDS,
+    ATTENTIONS,
+    DEFAULT_MAX_RETRIES,
+    FLOPS_CONVENTIONS,
+    MAX_CHOICES,
+    OBJECTIVES,
+    SAMPLER_NAMES,
+)
+
+__all__ = ["Choices", "SpaceDocument"]
+
+
+class Choices(NamedTuple):
+    values: tuple[Any, ...]
+    spec: Any  # a list, or {low, high, step}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---- dimensions --------------------------------------------------------------------------------------------
+class IntRange(_Section):
+    """`{low, high, step}`: every integer from low to high in steps (step is declared before high so the rule
+    on high can use it)."""
+
+    STEP_MULTIPLE: ClassVar[int] = 1
+    low: int = Field(ge=1)
+    step: int = Field(default=1, ge=1)
+    high: int = Field(ge=1)
+
+    @field_validator("step")
+    @classmethod
+    def _step(cls, v: int) -> int:
+        if v % cls.STEP_MULTIPLE:
+            raise rule(f"must be a multiple of {cls.STEP_MULTIPLE}")
+        return v
+
+    @field_validator("high")
+    @classmethod
+    def _high(cls, v: int, info: ValidationInfo) -> int:
+        low, step = info.data.get("low"), info.data.get("step")
+        if low is None or step is None:
+            return v
+        if v < low:
+            raise rule(f"must be >= low={low}")
+        if (v - low) % step:
+            raise rule(f"high - low must be a multiple of step={step} (low={low})")
+        if (v - low) // step >= MAX_CHOICES:
+            raise rule(f"a range may hold at most {MAX_CHOICES} values")
+        return v
+
+
+class ResolutionRange(IntRange):
+    STEP_MULTIPLE: ClassVar[int] = PATCH_SIZE
+    low: int = Field(ge=PATCH_SIZE, multiple_of=PATCH_SIZE)
+    step: int = Field(default=PATCH_SIZE, ge=1)
+    high: int = Field(ge=PATCH_SIZE)
+
+
+def _choice_list(items: list[Any]) -> list[Any]:
+    if not items:
+        raise rule("needs at least one choice")
+    if len(items) > MAX_CHOICES:
+        raise rule(f"at most {MAX_CHOICES} choices", got=f"{len(items)} choices")
+    for i, v in enumerate(items):
+        if v in items[:i]:
+            raise rule("duplicate choice", got=v)
+    return items
+
+
+def _as_choices(value: Any) -> Choices:
+    if isinstance(value, IntRange):
+        return Choices(tuple(range(value.low, value.high + 1, value.step)),
+                       {"low": value.low, "high": value.high, "step": value.step})
+    if isinstance(value, list):
+        return Choices(tuple(value), list(value))
+    return Choices((value,), [value])
+
+
+def _form(value: Any) -> str:
+    if isinstance(value, dict):
+        return "<range>"
+    return "<list>" if isinstance(value, (list, tuple)) else "<one>"
+
+
+def _lists_only(value: Any) -> Any:
+    if isinstance(value, dict):
+        raise rule("must be a list of choices or a single value")
+    return list(value) if isinstance(value, tuple) else value
+
+
+def choices(item: Any, range_model: type[IntRange] | None = None) -> Any:
+    """The type of a dimension whose choices are `item`s: a list, one value, or a range (if `range_model`)."""
+    many: Any = Annotated[list[item], AfterValidator(_choice_list)]
+    forms: list[Any] = [Annotated[many, Tag("<list>")], Annotated[item, Tag("<one>")]]
+    if range_model is not None:
+        forms.append(Annotated[range_model, Tag("<range>")])
+    union: Any = Annotated[Union[tuple(forms)], Discriminator(_form)]  # noqa: UP007 (built at run time)
+    if range_model is None:
+        return Annotated[union, BeforeValidator(_lists_only), AfterValidator(_as_choices)]
+    return Annotated[union, AfterValidator(_as_choices)]
+
+
+def _preset_name(v: Any) -> Any:
+    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v  # YAML keeps "6B" a string
+
+
+def _global_is_none(v: Any) -> Any:
+    return None if v == "global" else v
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Resolution = Annotated[int, Field(ge=PATCH_SIZE, multiple_of=PATCH_SIZE)]
+Window = Annotated[PositiveInt | None, BeforeValidator(_global_is_none)]
+Preset = Annotated[Literal[PRESET_ORDER], BeforeValidator(_preset_name)]  # type: ignore[valid-type]
+Direction = Literal[DIRECTIONS]  # type: ignore[valid-type]
+Attention = Literal[ATTENTIONS]  # type: ignore[valid-type]
+
+if TYPE_CHECKING:  # what validation yields; the runtime types below also say how it is read
+    IntChoices: TypeAlias = Choices
+    ResolutionChoices: TypeAlias = Choices
+    WindowList: TypeAlias = Choices
+    PresetList: TypeAlias = Choices
+    DirectionList: TypeAlias = Choices
+    AttentionList: TypeAlias = Choices
+else:
+    IntChoices = choices(PositiveInt, IntRange)
+    ResolutionChoices = choices(Resolution, ResolutionRange)
+    WindowList = choices(Window)
+    PresetList = choices(Preset)
+    DirectionList = choices(Direction)
+    AttentionList = choices(Attention)
+
+
+# ---- sections ----------------------------------------------------------------------------------------------
+class ModelDims(_Section):
+    """Explicit branch models: every width x depth, with heads from `head_dim` or a fixed `num_heads`."""
+
+    embed_dim: IntChoices
+    depth: IntChoices
+    head_dim: PositiveInt | None = None
+    num_heads: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _heads(self) -> ModelDims:
+        if (self.head_dim is None) == (self.num_heads is None):
+            raise rule("give exactly one of head_dim (num_heads = embed_dim / head_dim) or num_heads (the same "
+                       "for every width)", path="branches.models", got=sorted(self.model_fields_set))
+        key, val = ("head_dim", self.head_dim) if self.head_dim is not None else ("num_heads", self.num_heads)
+        for e in self.embed_dim.values:
+            if e % val:
+                raise rule(f"every width must be divisible by {key}={val}", path="branches.models.embed_dim",
+                           got=e)
+        return self
+
+
+class WindowChoices(_Section):
+    choices: WindowList
+    per_branch: bool = False
+
+
+def _models_form(value: Any) -> str:
+    return "<dims>" if isinstance(value, dict) else "<presets>"
+
+
+def _windows_form(value: Any) -> str:
+    return "<per-branch>" if isinstance(value, dict) else "<shared>"
+
+
+if TYPE_CHECKING:
+    ModelsField: TypeAlias = ModelDims | Choices
+    WindowField: TypeAlias = WindowChoices | Choices | None
+else:
+    ModelsField = Annotated[Annotated[ModelDims, Tag("<dims>")] | Annotated[PresetList, Tag("<presets>")],
+                            Discriminator(_models_form)]
+    WindowField = Annotated[Annotated[WindowChoices, Tag("<per-branch>")] | Annotated[WindowList, Tag("<shared>")],
+                            Discriminator(_windows_form)]
+
+
+class Branches(_Section):
+    count: IntChoices
+    models: ModelsField
+    resolutions: ResolutionChoices
+    window_size: WindowField = None
+
+
+class Interactions(_Section):
+    count: IntChoices | None = None
+    direction: DirectionList | None = None
+    attention: AttentionList | None = None
+
+
+class BudgetLimits(_Section):
+    max_gflops: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_params_m: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+
+class Fidelity(_Section):
+    """Iteration rungs, given as a list or as a geometric series from min_iters to max_iters."""
+
+    rungs: list[PositiveInt] | None = Field(default=None, min_length=1)
+    min_iters: PositiveInt | None = None
+    max_iters: PositiveInt | None = None
+    eta: float = Field(default=3.0, gt=1, allow_inf_nan=False)
+    min_results: PositiveInt = 3
+
+    @model_validator(mode="after")
+    def _rungs(self) -> Fidelity:
+        if self.rungs is not None:
+            if self.min_iters is not None or self.max_iters is not None:
+                raise rule("give either rungs or min_iters/max_iters, not both", path="fidelity",
+                           got=sorted(self.model_fields_set))
+            for i in range(1, len(self.rungs)):
+                if self.rungs[i] <= self.rungs[i - 1]:
+                    raise rule(f"rungs must be strictly increasing (previous {self.rungs[i - 1]})",
+                               path=f"fidelity.rungs[{i}]", got=self.rungs[i])
+            return self
+        for key in ("min_iters", "max_iters"):
+            if getattr(self, key) is None:
+                raise rule("required key is missing", path=f"fidelity.{key}", got=None)
+        if self.max_iters < self.min_iters:  # type: ignore[operator]
+            raise rule(f"must be >= min_iters={self.min_iters}", path="fidelity.max_iters", got=self.max_iters)
+        return self
+
+    def schedule(self) -> list[int]:
+        if self.rungs is not None:
+            return list(self.rungs)
+        return list(geometric_rungs(self.min_iters, self.max_iters, self.eta))  # type: ignore[arg-type]
+
+
+# ---- the document ------------------------------------------------------------------------------------------
+_EMPTY_MEANS_DEFAULT = ("interactions", "fixed", "budgets", "proxy")
+
+
+class SpaceDocument(_Section):
+    """A whole space file. Sections left out (or null) take their defaults."""
+
+    name: str
+    description: str | None = None
+    trials: PositiveInt | None = None
+    branches: Branches
+    inverted: Any = True
+    interactions: Interactions = Interactions()
+    fixed: dict[str, Any] = {}
+    budgets: BudgetLimits = BudgetLimits()
+    objectives: list[Any] | None = None
+    flops_convention: Literal[FLOPS_CONVENTIONS] = "model"  # type: ignore[valid-type]
+    proxy: dict[str, Any] = {}
+    fidelity: Fidelity | None = None
+    evaluator: str = "builtin:proxy"
+    sampler: str | None = None
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (k in _EMPTY_MEANS_DEFAULT and v is None)}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise rule("must be letters, digits, '_', '-' or '.' (it names the study folder)")
+        return v
+
+    @field_validator("max_retries")
+    @classmethod
+    def _max_retries(cls, v: int) -> int:
+        if v > 20:
+            raise rule("must be at most 20 (a config that kills its worker that often is broken)")
+        return v
+
+    @field_validator("inverted", mode="before")
+    @classmethod
+    def _inverted(cls, v: Any) -> Any:
+        if v is not True and v is not False and v != "strict":
+            raise rule("must be true, false or 'strict'")
+        return v
+
+    @field_validator("evaluator")
+    @classmethod
+    def _evaluator(cls, v: str) -> str:
+        if not re.fullmatch(r"(builtin:[\w-]+|[\w.]+:[\w]+)", v):
+            raise rule("must be 'builtin:<name>' or 'package.module:function'")
+        return v
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str | None) -> str | None:
+        if v is not None and v not in SAMPLER_NAMES:
+            raise rule(f"must be one of {list(SAMPLER_NAMES)}")
+        return v
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, objs: list[Any] | None) -> list[tuple[str, str]] | None:
+        if objs is None:
+            return None
+        if not objs:
+            raise rule("must be a non-empty list such as [{flops: minimize}, {ap: maximize}]")
+        out: list[tuple[str, str]] = []
+        for i, o in enumerate(objs):
+            name, direction = _objective(o, f"objectives[{i}]")
+            if any(n == name for n, _ in out):
+                raise rule("duplicate objective", path=f"objectives[{i}]", got=name)
+            out.append((name, direction))
+        return out
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed(cls, fixed: dict[str, Any]) -> dict[str, Any]:
+        _check_fixed(fixed)
+        return fixed
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> SpaceDocument:
+        fixed_inter = self.fixed.get("interactions") or {}
+        for k in ("count", "direction", "attention"):
+            if getattr(self.interactions, k) is not None and k in fixed_inter:
+                raise rule(f"is searched in interactions.{k}", path=f"fixed.interactions.{k}", got=fixed_inter[k])
+        fixed_branches = self.fixed.get("branches") or {}
+        if self.branches.window_size is not None and "window_size" in fixed_branches:
+            raise rule("is searched in branches.window_size", path="fixed.branches.window_size",
+                       got=fixed_branches["window_size"])
+        iters = self.proxy.get("iters")
+        if self.fidelity is not None and iters is not None and iters != self.fidelity.schedule()[-1]:
+            last = self.fidelity.schedule()[-1]
+            raise rule(f"the last rung is the full-fidelity iteration count and must equal proxy.iters={iters} "
+                       f"(or leave proxy.iters out)", path="fidelity", got_text=f"last rung {last}")
+        return self
+
+
+def _objective(o: Any, path: str) -> tuple[str, str]:
+    """`ap`, `{ap: maximize}` or `{name: ap, direction: maximize}` as (name, direction)."""
+    if isinstance(o, str):
+        if o not in OBJECTIVES:
+            raise rule(f"unknown objective; known: {list(OBJECTIVES)} (others need a direction: "
+                       f"{{name: minimize|maximize}})", path=path, got=o)
+        return o, OBJECTIVES[o]
+    if isinstance(o, dict) and set(o) == {"name", "direction"}:
+        name, direction = o["name"], o["direction"]
+    elif isinstance(o, dict) and len(o) == 1:
+        ((name, direction),) = o.items()
+    else:
+        raise rule("must be a name or a one-key mapping {name: minimize|maximize}", path=path, got=o)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise rule("the objective name must be an identifier (a metric key)", path=path, got=name)
+    if direction not in ("minimize", "maximize"):
+        raise rule("must be one of ['minimize', 'maximize']", path=f"{path}.{name}", got=direction)
+    if name in OBJECTIVES and direction != OBJECTIVES[name]:
+        raise rule(f"{name} can only be {OBJECTIVES[name]}d", path=f"{path}.{name}", got=direction)
+    return name, direction
+
+
+def _check_fixed(fixed: dict[str, Any]) -> None:
+    """`fixed:` holds PIIPConfig fields set on every sampled config; each part is checked by its own model."""
+    for k in fixed:
+        if k in _FORBIDDEN_FIXED:
+            raise rule(f"cannot be fixed: {_FORBIDDEN_FIXED[k]}", path=f"fixed.{k}", got=fixed[k])
+    allowed = [k for k in PIIPConfig.model_fields if k not in ("name", "provenance")]
+    for k in fixed:
+        if k not in allowed:
+            raise rule(f"unknown key (allowed: {', '.join(allowed)})", path=f"fixed.{k}", got=k)
+    fb, fi = fixed.get("branches") or {}, fixed.get("interactions") or {}
+    if not isinstance(fb, dict):
+        raise rule("must be a mapping of branch fields applied to every branch (the search decides the number "
+                   "of branches)", path="fixed.branches", got=fb)
+    if not isinstance(fi, dict):
+        raise rule("must be a mapping of interaction fields", path="fixed.interactions", got=fi)
+    for k in _SEARCHED_BRANCH_FIELDS:
+        if k in fb:
+            raise rule("is set by the search (branches.models / branches.resolutions)", path=f"fixed.branches.{k}",
+                       got=fb[k])
+    if "indexes" in fi:
+        raise rule(f"cannot be fixed: {_FORBIDDEN_FIXED['interactions.indexes']}",
+                   path="fixed.interactions.indexes", got=fi["indexes"])
+    top = {k: v for k, v in fixed.items() if k not in ("branches", "interactions")}
+    for prefix, model, data in (
+            ("fixed.interactions", InteractionConfig, fi),
+            ("fixed.branches", BranchConfig, {"model": "T", "resolution": 64, **fb}),
+            ("fixed", PIIPConfig, {"branches": [{"model": "T", "resolution": 64}], "interactions": {"count": 1},
+                                   **top})):
+        try:
+            model.model_validate(data)
+        except ValidationError as e:
+            raise verbatim(format_error(e, prefix=prefix, schema=model, first_only=True)) from None
