@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+__all__ = ["ConfigError", "DatasetError", "PiipSearchError", "SearchSpaceError", "StudyError", "shown"]
+
 
 class PiipSearchError(Exception):
     """Base class of all user-facing errors (bad input). The CLI prints the message and exits 2."""

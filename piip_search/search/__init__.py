@@ -25,8 +25,10 @@ from piip_search.search._results import (
     status_summary,
 )
 from piip_search.search._run import BACKENDS, run_search, run_worker
+from piip_search.search._storage import study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
 from piip_search.search._study import attach_study, open_study, set_metric_names
+from piip_search.search._tune import tune_status
 from piip_search.search.space import (
     OBJECTIVES,
     SAMPLER_NAMES,
@@ -81,4 +83,6 @@ __all__ = [
     "set_metric_names",
     "space_path",
     "status_summary",
+    "study_dir",
+    "tune_status",
 ]

@@ -45,7 +45,7 @@ def test_set_study_metric_names_is_idempotent():
 
 
 def test_dashboard_serves_a_running_study_with_metric_names(tmp_path):
-    from piip_search.cli import _report_hook
+    from piip_search.cli._study_commands import _report_hook
 
     study, _ = run_search(space_of(), name="live", trials_dir=tmp_path, n_trials=3, seed=0, progress=False,
                           trial_hook=_report_hook)  # what `piip-search run` passes
