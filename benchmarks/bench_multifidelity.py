@@ -57,7 +57,8 @@ from bench_search_efficiency import AP_FLOOR, synthetic_ap  # noqa: E402
 
 from piip_search.flops import count  # noqa: E402
 from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E402
-from piip_search.search._driver import SearchDriver, make_sampler  # noqa: E402
+from piip_search.search._driver import SearchDriver  # noqa: E402
+from piip_search.search._samplers import make_sampler  # noqa: E402
 
 DIRECTIONS = ["minimize", "maximize"]
 DEFAULT_FIDELITY = {"rungs": [500, 1500, 4500], "eta": 3, "min_results": 5}  # paper.yaml's (commented out)

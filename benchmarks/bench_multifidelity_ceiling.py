@@ -39,7 +39,7 @@ from bench_search_efficiency import AP_FLOOR, synthetic_ap  # noqa: E402
 
 from piip_search.flops import count  # noqa: E402
 from piip_search.search import SearchSpace, crowding_distance, hypervolume, non_dominated_ranks, pareto_mask  # noqa: E402
-from piip_search.search._driver import budget_violations, make_sampler  # noqa: E402
+from piip_search.search._samplers import make_sampler  # noqa: E402
 
 DIRS = ["minimize", "maximize"]
 FULL = 4500
@@ -70,7 +70,7 @@ def sample(space: SearchSpace, study: optuna.Study, seen: dict[str, float], enqu
     t = study.ask()
     cfg = space.sample(t)
     c = count(cfg, convention="paper")
-    ok = not any(v > 0 for v in budget_violations(space, c.flops, c.params).values())
+    ok = not any(v > 0 for v in space.budgets.violations(c.flops, c.params).values())
     key = cfg.model_dump_json()
     fresh = ok and (enqueue is not None or key not in seen)
     if fresh:

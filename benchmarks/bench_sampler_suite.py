@@ -36,7 +36,7 @@ import optuna  # noqa: E402
 
 from piip_search.flops import count  # noqa: E402
 from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E402
-from piip_search.search._driver import make_sampler  # noqa: E402
+from piip_search.search._samplers import make_sampler  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sampler_suite.json"
 TABULAR = ROOT / "benchmarks" / "data" / "tabular_proxy.jsonl"

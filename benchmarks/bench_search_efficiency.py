@@ -96,14 +96,14 @@ def make_counter(convention: str):
     return counter
 
 
-SAMPLER_FACTORY = "piip_search.search._driver.make_sampler"
+SAMPLER_FACTORY = "piip_search.search._samplers.make_sampler"
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """The samplers `piip-search run --sampler` uses (the driver's factory when it is importable)."""
     global SAMPLER_FACTORY
     try:
-        from piip_search.search._driver import make_sampler as driver_make_sampler
+        from piip_search.search._samplers import make_sampler as driver_make_sampler
 
         return driver_make_sampler(name, seed)
     except ImportError:

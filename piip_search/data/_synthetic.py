@@ -39,18 +39,6 @@ from PIL import Image, ImageDraw
 
 from piip_search.errors import DatasetError
 
-__all__ = [
-    "DEFAULT_IMAGES",
-    "DEFAULT_SEED",
-    "DEFAULT_SIZE",
-    "DEFAULT_VAL_IMAGES",
-    "SYNTHETIC_CLASSES",
-    "cache_root",
-    "cached_synthetic_coco",
-    "default_dataset_dir",
-    "make_synthetic_coco",
-]
-
 # ---------------------------------------------------------------------------------------------------
 # constants
 # ---------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Search: spaces over PIIP architectures, the Optuna driver and its workers, trial records, Pareto tools,
 multi-fidelity promotion."""
 
-from piip_search.search._driver import DEFAULT_SAMPLER, SAMPLERS, Prepared, SearchDriver, TrialOutcome, make_sampler
+from piip_search.search._driver import Prepared, SearchDriver, TrialOutcome
 from piip_search.search._evaluators import EvalContext, resolve_evaluator
 from piip_search.search._fidelity import FidelitySchedule, PromotionDecision, geometric_rungs
 from piip_search.search._pareto import (
@@ -25,6 +25,7 @@ from piip_search.search._results import (
     status_summary,
 )
 from piip_search.search._run import BACKENDS, run_search, run_worker
+from piip_search.search._samplers import DEFAULT_SAMPLER, make_sampler
 from piip_search.search._storage import study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
 from piip_search.search._study import attach_study, open_study, set_metric_names
@@ -38,6 +39,9 @@ from piip_search.search.space import (
     default_space_path,
     list_spaces,
     space_path,
+)
+from piip_search.search.space import (
+    SAMPLER_NAMES as SAMPLERS,
 )
 
 __all__ = [

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from piip_search._registry import Registry
-from piip_search.search._driver import SearchDriver, started_trials
+from piip_search.search._driver import SearchDriver
+from piip_search.search._records import started_trials
 
 __all__ = ["BACKENDS", "BackendRun"]
 

@@ -34,7 +34,6 @@ from piip_search.errors import ConfigError, SearchSpaceError, StudyError
 from piip_search.search import _optuna_internals
 from piip_search.search import _records as R
 from piip_search.search._evaluators import EvalContext, Evaluator
-from piip_search.search._fidelity import FidelitySchedule
 from piip_search.search._lifecycle import (
     Heartbeat,
     fail_and_requeue,
@@ -45,29 +44,10 @@ from piip_search.search._lifecycle import (
 )
 from piip_search.search._pending import replay_pending, save_pending
 from piip_search.search._proposals import ProposalQueue
-from piip_search.search._samplers import AUTO_SWITCH_AT, GPThenTPESampler
-from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 from piip_search.search._storage_retry import StorageUnavailableError
-from piip_search.search.space import SAMPLER_NAMES, SearchSpace
-
-SAMPLERS = SAMPLER_NAMES  # one list, defined with the space schema
-# auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then tpe
-# (GP's ask cost grows with the study: ~1.3 s at 200 trials, 2.6 s at 400; bench_driver_overhead.py) -- see README
-DEFAULT_SAMPLER = "auto"
+from piip_search.search.space import SearchSpace
 
 log = logging.getLogger("piip_search.search")
-A_STATUS = R.STATUS  # kept for the Ray backend
-
-
-def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT,
-                 space: SearchSpace | None = None) -> optuna.samplers.BaseSampler:
-    """A seeded sampler from the `SAMPLERS` registry (`known-cost` needs `space`); constraints are read from
-    `trial.constraints`."""
-    if name not in SAMPLER_REGISTRY:
-        raise SearchSpaceError(f"sampler: must be one of {list(SAMPLER_REGISTRY)}, got {name!r}")
-    if name == "auto" and switch_at != AUTO_SWITCH_AT:  # benchmarks move the switch
-        return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
-    return SAMPLER_REGISTRY.get(name)(seed, space)
 
 
 @dataclass
@@ -99,9 +79,9 @@ class SearchDriver:
         self.study_path = study_path
         self.evaluator = evaluator
         self.device = device
-        self.objectives: list[tuple[str, str]] = objectives_of(space)
+        self.objectives: list[tuple[str, str]] = space.objective_pairs()
         self._flops_fn = flops_fn or _default_flops_fn(space)
-        self.schedule = fidelity_of(space)  # multi-fidelity rungs, or None
+        self.schedule = space.fidelity_schedule()  # multi-fidelity rungs, or None
         self.max_retries = space.max_retries
         self._known: dict[str, FrozenTrial] = {}
         self._scanned = 0  # trials[:_scanned] have been looked at by _refresh_known
@@ -189,7 +169,7 @@ class SearchDriver:
         trial.set_user_attr(R.FLOPS, int(flops))
         trial.set_user_attr(R.PARAMS, int(params))
         trial.set_user_attr(R.CONFIG, cfg.to_dict())
-        violations = budget_violations(self.space, flops, params)
+        violations = self.space.budgets.violations(flops, params)
         tdir = self._trial_dir(trial.number)
         (tdir / "config.yaml").write_text(cfg.to_yaml())
 
@@ -224,7 +204,7 @@ class SearchDriver:
     def _evaluate(self, trial: optuna.Trial, cfg: PIIPConfig, tdir: Path, flops: int, params: int) -> TrialOutcome:
         schedule = self.schedule
         rungs = schedule.rung_iters() if schedule is not None else []
-        full = rungs[-1] if rungs else proxy_settings(self.space).get("iters")
+        full = rungs[-1] if rungs else dict(self.space.proxy).get("iters")
         stopped: dict[str, Any] = {}
 
         def report(iters: int, metrics: dict[str, Any]) -> bool:
@@ -247,7 +227,7 @@ class SearchDriver:
             return why.promote
 
         ctx = EvalContext(trial_dir=tdir, fidelity=full, rungs=rungs, device=self.device,
-                          proxy=proxy_settings(self.space), trial_number=trial.number, report=report)
+                          proxy=dict(self.space.proxy), trial_number=trial.number, report=report)
         t0 = time.perf_counter()
         try:
             metrics = dict(self.evaluator(cfg, ctx) or {})
@@ -255,7 +235,7 @@ class SearchDriver:
             metrics = {"status": "failed", "message": f"{type(e).__name__}: {str(e)[:2000]}"}
         metrics.setdefault("eval_wall_s", time.perf_counter() - t0)
         status = str(metrics.get("status", R.OK))
-        budgets = budget_violations(self.space, flops, params)
+        budgets = self.space.budgets.violations(flops, params)
         if stopped:
             metrics["stopped_at"] = stopped
             stop = stopped
@@ -264,7 +244,7 @@ class SearchDriver:
             return self._finish(trial, tdir, R.STOPPED, flops, params, metrics, budgets, shortfall=shortfall)
         if status != R.OK:
             return self._finish(trial, tdir, f"{R.FAILED}{status}", flops, params, metrics, budgets)
-        shortfall = fidelity_shortfall(metrics, full)
+        shortfall = R.fidelity_shortfall(metrics, full)
         if shortfall > 0:
             metrics["message"] = (f"cut short of its fidelity: {metrics.get('iters')} of {full} iterations "
                                   f"(stop reason {metrics.get('stop_reason')}); not a valid point")
@@ -325,7 +305,7 @@ class SearchDriver:
 
         outcomes: list[TrialOutcome] = []
         if total is not None:
-            planned = max(0, total - started_trials(self.study))
+            planned = max(0, total - R.started_trials(self.study))
         else:
             planned = int(n_trials if n_trials is not None else self.space.trials or 20)
         with search_log(self.study_path), SearchProgress(self, planned, enabled=progress) as bar, \
@@ -333,7 +313,7 @@ class SearchDriver:
             # with a study-wide total, re-queued failures of other workers may need more than `planned` here
             limit = planned if total is None else planned * (self.max_retries + 2)
             while len(outcomes) < limit:
-                if total is not None and started_trials(self.study) >= total:
+                if total is not None and R.started_trials(self.study) >= total:
                     break
                 out = self.run_one()
                 outcomes.append(out)
@@ -343,55 +323,6 @@ class SearchDriver:
         if after_trial is not None:
             after_trial(force=True)
         return outcomes
-
-
-def started_trials(study: optuna.Study) -> int:
-    """Trials that count towards a study-wide target: every one but those waiting in the queue, and not the
-    failed runs that were re-queued (their copy counts instead)."""
-    n = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
-            continue
-        if t.state == TrialState.FAIL and t.user_attrs.get(R.STATUS) in (R.WORKER_DIED, R.INTERRUPTED):
-            continue
-        n += 1
-    return n
-
-
-def fidelity_shortfall(metrics: dict[str, Any], planned: int | None) -> float:
-    """0 when a run did its planned iterations; else the missing fraction (a wall-clock cap, an early exit)."""
-    done = metrics.get("iters")
-    if metrics.get("stop_reason") == "time_budget":
-        if isinstance(done, (int, float)) and planned:
-            return max(1e-6, 1.0 - float(done) / float(planned))
-        return 1.0
-    if isinstance(done, (int, float)) and not isinstance(done, bool) and planned and done < planned:
-        return max(1e-6, 1.0 - float(done) / float(planned))
-    return 0.0
-
-
-# ---- space accessors -----------------------------------------------------------------------------------------
-def objectives_of(space: SearchSpace) -> list[tuple[str, str]]:
-    return [(o.name, o.direction) for o in space.objectives]
-
-
-def proxy_settings(space: SearchSpace) -> dict[str, Any]:
-    return dict(space.proxy)
-
-
-def fidelity_of(space: SearchSpace) -> FidelitySchedule | None:
-    return space.fidelity_schedule()
-
-
-def budget_violations(space: SearchSpace, flops: int, params: int) -> dict[str, float]:
-    """Constraint values (<= 0 feasible) in GFLOPs and M params."""
-    b = space.budgets
-    out: dict[str, float] = {}
-    if b.max_gflops is not None:
-        out["max_gflops"] = flops / 1e9 - float(b.max_gflops)
-    if b.max_params_m is not None:
-        out["max_params_m"] = params / 1e6 - float(b.max_params_m)
-    return out
 
 
 def _default_flops_fn(space: SearchSpace) -> Callable[[PIIPConfig], tuple[int, int]]:

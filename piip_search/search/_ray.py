@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from piip_search.errors import PiipSearchError
+from piip_search.search import _records as R
 
 
 def _remote_evaluate(storage_url: str, trials_dir: str, name: str, trial_id: int, cfg_dict: dict[str, Any],
@@ -43,14 +44,14 @@ def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: st
         import ray
     except ImportError:
         raise PiipSearchError("--backend ray needs Ray: pip install 'piip-search[ray]'") from None
-    from piip_search.search._driver import A_STATUS, TrialOutcome, proxy_settings
+    from piip_search.search._driver import TrialOutcome
     from piip_search.search._progress import SearchProgress
 
     if not ray.is_initialized():
         # RAY_ADDRESS set (or `ray start` done) -> join that cluster; otherwise a local one on this machine.
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
-    opts = proxy_settings(driver.space)
+    opts = dict(driver.space.proxy)
     has_gpu = ray.cluster_resources().get("GPU", 0) > 0
     gpus = float(opts.get("gpus_per_trial", 1 if has_gpu else 0))
     cpus = float(opts.get("cpus_per_trial", 1))
@@ -84,7 +85,7 @@ def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: st
                     out = ray.get(ref)
                 except Exception as e:  # node lost, worker killed: fail the trial, queue it again
                     msg = f"ray task failed: {type(e).__name__}: {e}"
-                    study._storage.set_trial_user_attr(trial._trial_id, A_STATUS, "failed:worker-died")
+                    study._storage.set_trial_user_attr(trial._trial_id, R.STATUS, "failed:worker-died")
                     study._storage.set_trial_user_attr(trial._trial_id, "message", msg[:2000])
                     if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)

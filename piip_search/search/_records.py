@@ -19,6 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+
 # statuses
 OK, INFEASIBLE, STOPPED, TRUNCATED = "ok", "infeasible", "stopped", "truncated"
 FAILED = "failed:"  # prefix: failed:<reason>
@@ -56,3 +59,28 @@ def retry_attrs(user_attrs: dict[str, Any], number: int, reason: str) -> dict[st
     """User attrs for the re-queued copy of trial `number`: attempt count and every failure reason so far."""
     failures = [*list(user_attrs.get(FAILURES, []) or []), f"trial {number}: {reason}"]
     return {RETRY_OF: number, ATTEMPT: int(user_attrs.get(ATTEMPT, 1)) + 1, FAILURES: failures}
+
+
+def started_trials(study: optuna.Study) -> int:
+    """Trials that count towards a study-wide target: every one but those waiting in the queue, and not the
+    failed runs that were re-queued (their copy counts instead)."""
+    n = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.WAITING:
+            continue
+        if t.state == TrialState.FAIL and t.user_attrs.get(STATUS) in (WORKER_DIED, INTERRUPTED):
+            continue
+        n += 1
+    return n
+
+
+def fidelity_shortfall(metrics: dict[str, Any], planned: int | None) -> float:
+    """0 when a run did its planned iterations; else the missing fraction (a wall-clock cap, an early exit)."""
+    done = metrics.get("iters")
+    if metrics.get("stop_reason") == "time_budget":
+        if isinstance(done, (int, float)) and planned:
+            return max(1e-6, 1.0 - float(done) / float(planned))
+        return 1.0
+    if isinstance(done, (int, float)) and not isinstance(done, bool) and planned and done < planned:
+        return max(1e-6, 1.0 - float(done) / float(planned))
+    return 0.0

@@ -10,8 +10,9 @@ import optuna
 
 from piip_search.errors import SearchSpaceError
 from piip_search.search._backends import BACKENDS, BackendRun
-from piip_search.search._driver import DEFAULT_SAMPLER, SearchDriver, proxy_settings
+from piip_search.search._driver import SearchDriver
 from piip_search.search._evaluators import resolve_evaluator
+from piip_search.search._samplers import DEFAULT_SAMPLER
 from piip_search.search._storage import default_storage_url, study_dir
 from piip_search.search._study import DEFAULT_EVALUATOR, attach_study, enqueue_configs, open_study, study_evaluator
 from piip_search.search.space import SearchSpace
@@ -22,7 +23,7 @@ TrialHook = Callable[[optuna.Study, Path], Callable[..., Any]]
 
 def check_dataset(space: SearchSpace, evaluator: str) -> None:
     """The proxy's dataset must exist before any trial starts: a missing one would fail every trial."""
-    data = proxy_settings(space).get("dataset") or proxy_settings(space).get("data")
+    data = dict(space.proxy).get("dataset") or dict(space.proxy).get("data")
     if evaluator != DEFAULT_EVALUATOR or data is None:
         return
     task = space.task

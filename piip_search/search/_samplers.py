@@ -24,6 +24,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from piip_search._registry import Registry
+from piip_search.errors import SearchSpaceError
 from piip_search.search._gp_batch import BatchGPSampler
 from piip_search.search._optuna_internals import CachedTPESampler
 
@@ -121,3 +122,19 @@ def _known_cost(seed: int | None, space: Any = None) -> BaseSampler:
     if space is None:
         raise SearchSpaceError("sampler: known-cost needs the search space")
     return KnownCostSampler(space, seed=seed)
+
+
+#: auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then
+#: tpe (GP's ask cost grows with the study: ~1.3 s at 200 trials; bench_driver_overhead.py): see README.
+DEFAULT_SAMPLER = "auto"
+
+
+def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT,
+                 space: Any = None) -> optuna.samplers.BaseSampler:
+    """A seeded sampler from the `SAMPLERS` registry (`known-cost` needs `space`); constraints are read from
+    `trial.constraints`."""
+    if name not in SAMPLERS:
+        raise SearchSpaceError(f"sampler: must be one of {list(SAMPLERS)}, got {name!r}")
+    if name == "auto" and switch_at != AUTO_SWITCH_AT:  # benchmarks move the switch
+        return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
+    return SAMPLERS.get(name)(seed, space)

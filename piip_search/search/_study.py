@@ -13,9 +13,9 @@ import optuna
 
 from piip_search.errors import StudyError
 from piip_search.search import _records as R
-from piip_search.search._driver import DEFAULT_SAMPLER, make_sampler, objectives_of
 from piip_search.search._lifecycle import worker_id
 from piip_search.search._results import study_objectives
+from piip_search.search._samplers import DEFAULT_SAMPLER, make_sampler
 from piip_search.search._storage import load_study, open_storage
 from piip_search.search.space import SearchSpace
 
@@ -62,11 +62,11 @@ def open_study(space: SearchSpace, *, name: str, storage_url: str | None, trials
                              f"same space file (or use `piip-search worker`)")
         study.sampler = make_sampler(sampler, continuing_seed(study, seed), space=space)
         return study
-    directions = [d for _, d in objectives_of(space)]
+    directions = [d for _, d in space.objective_pairs()]
     study = optuna.create_study(study_name=name, storage=storage, directions=directions,  # type: ignore[arg-type]
                                 sampler=make_sampler(sampler, seed, space=space))
     study.set_user_attr(SPACE_ATTR, space_dict)
-    study.set_user_attr(R.STUDY_OBJECTIVES, objectives_of(space))
+    study.set_user_attr(R.STUDY_OBJECTIVES, space.objective_pairs())
     study.set_user_attr(R.STUDY_SAMPLER, sampler)
     study.set_user_attr(R.STUDY_EVALUATOR, evaluator or space.evaluator or DEFAULT_EVALUATOR)
     set_metric_names(study)

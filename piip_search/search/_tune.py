@@ -239,7 +239,7 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
                                "tdir": str(tdir), "flops": int(attrs["flops"]), "params": int(attrs["params"])}}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        from piip_search.search._driver import A_STATUS, TrialOutcome
+        from piip_search.search._driver import TrialOutcome
 
         number, study_trial_id = self._live.pop(trial_id, (None, None))
         if number is None:
@@ -248,11 +248,11 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         frozen = storage.get_trial(study_trial_id)
         if not frozen.state.is_finished():  # its actor died more often than FailureConfig allows
             msg = f"Tune trial {self.experiment}/{trial_id} errored (actor lost beyond FailureConfig.max_failures)"
-            storage.set_trial_user_attr(study_trial_id, A_STATUS, "failed:worker-died")
+            storage.set_trial_user_attr(study_trial_id, R.STATUS, "failed:worker-died")
             storage.set_trial_user_attr(study_trial_id, "message", msg)
             storage.set_trial_state_values(study_trial_id, TrialState.FAIL)
             frozen = storage.get_trial(study_trial_id)
-        self._done(TrialOutcome(number, str(frozen.user_attrs.get(A_STATUS, "")), frozen.values,
+        self._done(TrialOutcome(number, str(frozen.user_attrs.get(R.STATUS, "")), frozen.values,
                                 dict(frozen.user_attrs.get("metrics") or {})))
 
     def _done(self, outcome: Any) -> None:
@@ -263,9 +263,9 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
 
 # ---- the experiment ------------------------------------------------------------------------------------------------
 def _resources(space: Any, cluster: dict[str, float]) -> dict[str, float]:
-    from piip_search.search._driver import proxy_settings
 
-    opts = proxy_settings(space)
+
+    opts = dict(space.proxy)
     gpus = float(opts.get("gpus_per_trial", 1 if cluster.get("GPU", 0) > 0 else 0))
     return {"cpu": float(opts.get("cpus_per_trial", 1)), "gpu": gpus}
 
@@ -336,7 +336,7 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
 def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:
     """Trials the dead driver asked for but never suggested to Tune (killed inside `prepare`): failed, as a local
     worker's stale trial is; they were never evaluated."""
-    from piip_search.search._driver import A_STATUS
+
     from piip_search.search._lifecycle import _pid_alive
 
     suggested = set((study.user_attrs.get(ATTR_PREFIX + experiment) or {}).get("suggested", []))
@@ -344,7 +344,7 @@ def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         h, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
         if t.number not in suggested and h == host and pid.isdigit() and not _pid_alive(int(pid)):
-            study._storage.set_trial_user_attr(t._trial_id, A_STATUS, "failed:worker-died")
+            study._storage.set_trial_user_attr(t._trial_id, R.STATUS, "failed:worker-died")
             study._storage.set_trial_user_attr(t._trial_id, "message", "driver died before suggesting it to Tune")
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
@@ -353,7 +353,7 @@ def _reseed(study: optuna.Study) -> None:
     """A restored run must not replay its sampler's seeded draws: the configs still running in restored Tune
     trials would be proposed again, and the duplicate check sees only finished trials. Seeded by the study's
     size, so a restore is as reproducible as the run it continues."""
-    from piip_search.search._driver import DEFAULT_SAMPLER, make_sampler
+    from piip_search.search._samplers import DEFAULT_SAMPLER, make_sampler
     from piip_search.search.space import SearchSpace
 
     space = SearchSpace.from_dict(study.user_attrs[R.STUDY_SPACE], source=f"study {study.study_name}",

@@ -8,8 +8,8 @@ import pytest
 
 from piip_search.errors import SearchSpaceError
 from piip_search.search import SearchSpace, hypervolume
-from piip_search.search._driver import make_sampler
 from piip_search.search._known_cost import KnownCostSampler, expected_hvi, front_staircase
+from piip_search.search._samplers import make_sampler
 
 DIRS = ("minimize", "maximize")
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import optuna
 
 from piip_search.search import SearchSpace
-from piip_search.search._driver import SearchDriver, make_sampler
+from piip_search.search._driver import SearchDriver
 from piip_search.search._gp_batch import BatchGPSampler
 from piip_search.search._proposals import PROPOSAL, FileProposerLock, PgProposerLock, proposer_lock_for
+from piip_search.search._samplers import make_sampler
 from piip_search.search._study import attach_study, open_study
 from tests.search import fake_evaluators
 from tests.search.test_postgres import pg_url  # noqa: F401 - the PostgreSQL fixture

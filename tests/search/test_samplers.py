@@ -8,9 +8,10 @@ import optuna
 import pytest
 
 from piip_search.errors import SearchSpaceError
-from piip_search.search._driver import DEFAULT_SAMPLER, SAMPLERS, SearchDriver, make_sampler
+from piip_search.search._driver import SearchDriver
 from piip_search.search._optuna_internals import CachedTPESampler, _IncrementalGroups
-from piip_search.search._samplers import GPThenTPESampler
+from piip_search.search._samplers import DEFAULT_SAMPLER, GPThenTPESampler, make_sampler
+from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 from piip_search.search._storage import open_storage
 from piip_search.search._study import open_study
 from piip_search.search.space import SAMPLER_NAMES
@@ -57,8 +58,8 @@ def test_auto_switches_from_gp_to_tpe_after_k_complete_trials():
 
 
 def test_make_sampler_names():
-    assert DEFAULT_SAMPLER == "auto" and set(SAMPLERS) == set(SAMPLER_NAMES)
-    for name in SAMPLERS:
+    assert DEFAULT_SAMPLER == "auto" and set(SAMPLER_REGISTRY.keys()) == set(SAMPLER_NAMES)
+    for name in SAMPLER_NAMES:
         assert isinstance(make_sampler(name, 0, space=space_of()), optuna.samplers.BaseSampler)
     auto = make_sampler("auto", 0, switch_at=7)
     assert isinstance(auto, GPThenTPESampler) and auto.switch_at == 7

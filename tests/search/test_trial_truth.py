@@ -9,10 +9,11 @@ import sqlalchemy.exc
 
 from piip_search.errors import StudyError
 from piip_search.search import _records as R
-from piip_search.search._driver import SearchDriver, fidelity_shortfall, started_trials
+from piip_search.search._driver import SearchDriver
 from piip_search.search._lifecycle import fail_and_requeue, recover_stale_trials
 from piip_search.search._optuna_internals import constraints_of
 from piip_search.search._pending import PENDING, replay_pending
+from piip_search.search._records import fidelity_shortfall, started_trials
 from piip_search.search._results import pareto_front, records, status_summary
 from piip_search.search._run import run_search, run_worker
 from piip_search.search._storage import open_storage

@@ -261,6 +261,15 @@ class Fidelity(_Section):
         return list(geometric_rungs(self.min_iters, self.max_iters, self.eta))  # type: ignore[arg-type]
 
 
+def _matching(pattern: str, message: str) -> AfterValidator:
+    """A string rule: the whole value matches `pattern`, else `message`."""
+    def check(v: str) -> str:
+        if not re.fullmatch(pattern, v):
+            raise rule(message)
+        return v
+    return AfterValidator(check)
+
+
 # ---- the document ------------------------------------------------------------------------------------------
 _EMPTY_MEANS_DEFAULT = ("interactions", "fixed", "budgets", "proxy")
 
@@ -268,7 +277,8 @@ _EMPTY_MEANS_DEFAULT = ("interactions", "fixed", "budgets", "proxy")
 class SpaceDocument(_Section):
     """A whole space file. Sections left out (or null) take their defaults."""
 
-    name: str
+    name: Annotated[str, _matching(r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+                                   "must be letters, digits, '_', '-' or '.' (it names the study folder)")]
     description: str | None = None
     trials: PositiveInt | None = None
     branches: Branches
@@ -280,7 +290,8 @@ class SpaceDocument(_Section):
     flops_convention: Literal[FLOPS_CONVENTIONS] = "model"  # type: ignore[valid-type]
     proxy: dict[str, Any] = {}
     fidelity: Fidelity | None = None
-    evaluator: str = "builtin:proxy"
+    evaluator: Annotated[str, _matching(r"(builtin:[\w-]+|[\w.]+:[\w]+)",
+                                        "must be 'builtin:<name>' or 'package.module:function'")] = "builtin:proxy"
     sampler: str | None = None
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
 
@@ -290,13 +301,6 @@ class SpaceDocument(_Section):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if not (k in _EMPTY_MEANS_DEFAULT and v is None)}
         return data
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise rule("must be letters, digits, '_', '-' or '.' (it names the study folder)")
-        return v
 
     @field_validator("max_retries")
     @classmethod
@@ -310,13 +314,6 @@ class SpaceDocument(_Section):
     def _inverted(cls, v: Any) -> Any:
         if v is not True and v is not False and v != "strict":
             raise rule("must be true, false or 'strict'")
-        return v
-
-    @field_validator("evaluator")
-    @classmethod
-    def _evaluator(cls, v: str) -> str:
-        if not re.fullmatch(r"(builtin:[\w-]+|[\w.]+:[\w]+)", v):
-            raise rule("must be 'builtin:<name>' or 'package.module:function'")
         return v
 
     @field_validator("sampler")

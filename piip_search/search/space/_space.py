@@ -170,6 +170,10 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
         return f"SearchSpace(name={self.name!r}, source={self.source!r}, params={list(self.dimensions())})"
 
     # ---- views ---------------------------------------------------------------------------------------------
+    def objective_pairs(self) -> list[tuple[str, str]]:
+        """(name, direction) per objective, in order."""
+        return [(o.name, o.direction) for o in self.objectives]
+
     @property
     def directions(self) -> list[str]:
         """Optuna study directions, one per objective."""

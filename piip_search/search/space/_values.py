@@ -61,6 +61,15 @@ class Budgets:
     def to_dict(self) -> dict[str, float | None]:
         return {"max_gflops": self.max_gflops, "max_params_m": self.max_params_m}
 
+    def violations(self, flops: int, params: int) -> dict[str, float]:
+        """Constraint values (<= 0 feasible) in GFLOPs and M params, one per budget set."""
+        out: dict[str, float] = {}
+        if self.max_gflops is not None:
+            out["max_gflops"] = flops / 1e9 - float(self.max_gflops)
+        if self.max_params_m is not None:
+            out["max_params_m"] = params / 1e6 - float(self.max_params_m)
+        return out
+
 
 @dataclass(frozen=True)
 class Dim:
