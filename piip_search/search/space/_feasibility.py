@@ -51,23 +51,7 @@ class SpaceFeasibility(SpaceSampling):
                       else (fi.get("attention", "deformable"),))
         interacting = max_n > 1 and any(d != "none" for d in directions)
         mpath = "branches.models" if self.presets is not None else "branches.models.embed_dim"
-        # widths: GroupNorm(32) in the merge, interaction heads
-        if self.task == "detection" and max_n > 1:
-            for mo in models:
-                if mo.embed_dim % 32:
-                    r.fail(mpath, "every width must be divisible by 32 with 2+ branches (GroupNorm(32) in "
-                           "the branch merge)", mo.embed_dim)
-        if interacting:
-            heads = fi.get("heads", InteractionConfig().heads)
-            ratio = fi.get("deform_ratio", InteractionConfig().deform_ratio)
-            hsrc = "fixed.interactions.heads" if "heads" in fi else "interactions heads (PIIP default)"
-            for mo in models:
-                if "deformable" in attentions and (mo.embed_dim % heads or int(mo.embed_dim * ratio) % heads):
-                    r.fail(mpath, f"with deformable interactions every width and width*deform_ratio "
-                           f"({int(mo.embed_dim * ratio)}) must be divisible by {hsrc}={heads}", mo.label)
-                if "regular" in attentions and mo.embed_dim % heads:
-                    r.fail(mpath, f"with regular-attention interactions every width must be divisible by "
-                           f"{hsrc}={heads}", mo.label)
+        self._check_widths(r, models, attentions, interacting, mpath)
         # interaction count <= every depth
         counts, cpath = self._count_values()
         min_depth = min(mo.depth for mo in models)
@@ -89,13 +73,39 @@ class SpaceFeasibility(SpaceSampling):
                 r.fail("branches.count", f"inverted: strict needs strictly increasing resolutions, but "
                        f"branches.resolutions has only {len(self.resolutions.values)} choice(s): no inverted "
                        f"assignment exists", max_n)
-        # backstop: build configs across the space (every branch alike, lowest resolution)
+        self._probe(r, models, windows, directions, attentions, max(counts))
+
+    def _check_widths(self, r: SpaceRules, models: list[_Model], attentions: tuple[Any, ...], interacting: bool,
+                      mpath: str) -> None:
+        """Widths: GroupNorm(32) in the branch merge, and the interaction heads."""
+        fi = self.fixed.get("interactions") or {}
+        max_n = max(self.n_branches.values)
+        if self.task == "detection" and max_n > 1:
+            for mo in models:
+                if mo.embed_dim % 32:
+                    r.fail(mpath, "every width must be divisible by 32 with 2+ branches (GroupNorm(32) in "
+                           "the branch merge)", mo.embed_dim)
+        if interacting:
+            heads = fi.get("heads", InteractionConfig().heads)
+            ratio = fi.get("deform_ratio", InteractionConfig().deform_ratio)
+            hsrc = "fixed.interactions.heads" if "heads" in fi else "interactions heads (PIIP default)"
+            for mo in models:
+                if "deformable" in attentions and (mo.embed_dim % heads or int(mo.embed_dim * ratio) % heads):
+                    r.fail(mpath, f"with deformable interactions every width and width*deform_ratio "
+                           f"({int(mo.embed_dim * ratio)}) must be divisible by {hsrc}={heads}", mo.label)
+                if "regular" in attentions and mo.embed_dim % heads:
+                    r.fail(mpath, f"with regular-attention interactions every width must be divisible by "
+                           f"{hsrc}={heads}", mo.label)
+
+    def _probe(self, r: SpaceRules, models: list[_Model], windows: tuple[Any, ...], directions: tuple[Any, ...],
+               attentions: tuple[Any, ...], count: int) -> None:
+        """The backstop: build configs across the space (every branch alike, lowest resolution)."""
         combos = list(itertools.product(self.n_branches.values, models, windows, directions, attentions))
         if len(combos) > _PROBE_LIMIT:
             combos = combos[:: math.ceil(len(combos) / _PROBE_LIMIT)]
         res = self.resolutions.values[0]
         for n, mo, w, d, a in combos:
-            data = self._assemble([mo] * n, [res] * n, [w] * n if self.window else None, max(counts), d, a)
+            data = self._assemble([mo] * n, [res] * n, [w] * n if self.window else None, count, d, a)
             try:
                 PIIPConfig.from_dict(data)
             except ConfigError as e:
