@@ -179,15 +179,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     if not 1 <= args.port <= 65535:
         raise PiipSearchError(f"--port: must be between 1 and 65535, got {args.port}")
     study, _ = attach_study(args.study, storage_url=args.storage, trials_dir=args.trials_dir)
-    try:
-        from optuna_dashboard import run_server
-    except ImportError:
-        raise PiipSearchError("dashboard needs optuna-dashboard: pip install 'piip-search[dashboard]'") from None
-    from piip_search.report import attach_report_plots, set_study_metric_names
+    from piip_search.report import serve_dashboard
 
-    set_study_metric_names(study)
-    attach_report_plots(study)  # a snapshot; `report` or a restart refreshes it
     print(f"optuna-dashboard for study {args.study} on http://{args.host}:{args.port}/ (Ctrl-C to stop)",
           file=sys.stderr)
-    run_server(study._storage, host=args.host, port=args.port)
+    serve_dashboard(study, host=args.host, port=args.port)
     return EXIT_OK

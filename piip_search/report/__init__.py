@@ -10,13 +10,13 @@ from pathlib import Path
 
 import optuna
 
-from piip_search.report.dashboard import attach_report_plots, set_study_metric_names
+from piip_search.report.dashboard import attach_report_plots, serve_dashboard, set_study_metric_names
 from piip_search.report.data import ReportData, report_data, status_kind
 from piip_search.report.png import write_pngs
 from piip_search.report.render import render_compare, render_report
 
 __all__ = ["ReportData", "ReportHook", "attach_report_plots", "render_compare", "render_report", "report_data",
-           "set_study_metric_names", "status_kind", "write_pngs", "write_report"]
+           "serve_dashboard", "set_study_metric_names", "status_kind", "write_pngs", "write_report"]
 
 
 def write_report(study: optuna.Study, path: str | Path) -> Path:

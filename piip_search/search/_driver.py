@@ -42,6 +42,7 @@ from piip_search.search._lifecycle import (
     sigterm_as_interrupt,
     worker_id,
 )
+from piip_search.search._optuna_internals import storage_of, trial_id_of
 from piip_search.search._pending import replay_pending, save_pending
 from piip_search.search._proposals import ProposalQueue
 from piip_search.search._storage_retry import StorageUnavailableError
@@ -153,9 +154,9 @@ class SearchDriver:
             self.proposals.before_ask()
         trial = self.study.ask()
         trial.set_user_attr(R.WORKER, worker_id())
-        mark_alive(self.study, trial._trial_id)
+        mark_alive(self.study, trial_id_of(trial))
         try:
-            with Heartbeat(self.study, trial._trial_id, max_retries=self.max_retries):  # GP may sample for long
+            with Heartbeat(self.study, trial_id_of(trial), max_retries=self.max_retries):  # GP may sample for long
                 cfg = self.space.sample(trial)
         except (ConfigError, SearchSpaceError, ValueError) as e:
             trial.set_user_attr(R.STATUS, "failed:invalid-sample")
@@ -192,10 +193,10 @@ class SearchDriver:
     def evaluate(self, prep: Prepared) -> TrialOutcome:
         """Train/evaluate a prepared trial and tell its result. SIGINT/SIGTERM fail it and re-queue its config."""
         try:
-            with Heartbeat(self.study, prep.trial._trial_id, max_retries=self.max_retries):
+            with Heartbeat(self.study, trial_id_of(prep.trial), max_retries=self.max_retries):
                 return self._evaluate(*prep)
         except KeyboardInterrupt:
-            frozen = self.study._storage.get_trial(prep.trial._trial_id)
+            frozen = storage_of(self.study).get_trial(trial_id_of(prep.trial))
             if frozen.state == TrialState.RUNNING:
                 fail_and_requeue(self.study, frozen, "interrupted (SIGINT/SIGTERM)", status=R.INTERRUPTED,
                                  max_retries=self.max_retries, count_attempt=False)
@@ -282,13 +283,13 @@ class SearchDriver:
             else:
                 self.study.tell(trial, values)
         except StorageUnavailableError:
-            save_pending(tdir, trial_id=trial._trial_id, number=trial.number, status=status, values=values,
+            save_pending(tdir, trial_id=trial_id_of(trial), number=trial.number, status=status, values=values,
                          user_attrs=attrs, constraints=constraints)
             raise
         except UpdateFinishedTrialError:
             # another worker's sweep took this trial for dead (and re-queued its config) while it trained: the
             # result is recorded as a trial of its own, which the re-queued copy then finds as a duplicate
-            save_pending(tdir, trial_id=trial._trial_id, number=trial.number, status=status, values=values,
+            save_pending(tdir, trial_id=trial_id_of(trial), number=trial.number, status=status, values=values,
                          user_attrs=attrs, constraints=constraints)
             replay_pending(self.study, self.study_path)
             log.warning("trial %d was failed by another worker's sweep while it trained; its result is kept",

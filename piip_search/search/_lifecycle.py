@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search.search import _records as R
 from piip_search.search import _storage
+from piip_search.search._optuna_internals import storage_of, trial_id_of
 
 log = logging.getLogger("piip_search.search")
 
@@ -51,7 +52,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def mark_alive(study: optuna.Study, trial_id: int) -> None:
-    storage = study._storage
+    storage = storage_of(study)
     storage.set_trial_user_attr(trial_id, R.HEARTBEAT, time.time())
     if hasattr(storage, "record_heartbeat"):  # RDB: Optuna's heartbeat table too
         try:
@@ -114,15 +115,15 @@ def fail_and_requeue(study: optuna.Study, t: FrozenTrial, reason: str, *, status
     """Fail RUNNING trial `t` with `reason` and re-queue its config unless it has used up its retries.
 
     Returns False when another process finished the trial first (then it is left alone)."""
-    storage = study._storage
+    storage = storage_of(study)
     attempt = int(t.user_attrs.get(R.ATTEMPT, 1))
     give_up = count_attempt and attempt > max_retries
     failures = [*list(t.user_attrs.get(R.FAILURES, []) or []), f"trial {t.number}: {reason}"]
     try:
-        storage.set_trial_user_attr(t._trial_id, R.STATUS, R.RETRIES_EXHAUSTED if give_up else status)
-        storage.set_trial_user_attr(t._trial_id, R.MESSAGE, (
+        storage.set_trial_user_attr(trial_id_of(t), R.STATUS, R.RETRIES_EXHAUSTED if give_up else status)
+        storage.set_trial_user_attr(trial_id_of(t), R.MESSAGE, (
             f"failed for good after {attempt} attempts: " + "; ".join(failures) if give_up else reason)[:4000])
-        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        storage.set_trial_state_values(trial_id_of(t), TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
     if give_up or not t.params:
@@ -140,7 +141,7 @@ def recover_stale_trials(study: optuna.Study, *, max_retries: int) -> list[int]:
     """Fail and re-queue RUNNING trials of dead workers (any host); safe when many workers do it at once."""
     now, host = time.time(), worker_id().rpartition(":")[0]
     # right after an outage this worker saw, every worker's heartbeats are old: silence proves nothing yet
-    trust_silence = now - getattr(study._storage, "last_outage_end", -float("inf")) > _storage.GRACE_S
+    trust_silence = now - getattr(storage_of(study), "last_outage_end", -float("inf")) > _storage.GRACE_S
     recovered = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         reason = _death_reason(t, now, host, trust_silence=trust_silence)

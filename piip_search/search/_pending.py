@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from piip_search.search import _records as R
-from piip_search.search._optuna_internals import constraint_system_attrs
+from piip_search.search._optuna_internals import constraint_system_attrs, storage_of, trial_id_of
 
 log = logging.getLogger("piip_search.search")
 PENDING = "pending.json"
@@ -42,16 +42,16 @@ def replay_pending(study: optuna.Study, study_path: Path) -> list[int]:
         except (OSError, ValueError) as e:
             log.warning("%s: unreadable kept result (%s); left in place", path, e)
             continue
-        trial = study._storage.get_trial(int(rec["trial_id"]))
+        trial = storage_of(study).get_trial(int(rec["trial_id"]))
         values = rec.get("values")
         state = TrialState.COMPLETE if values is not None else TrialState.FAIL
         attrs = {**trial.user_attrs, **rec["user_attrs"], R.STATUS: rec["status"]}
         if trial.state == TrialState.RUNNING:
             for k, v in attrs.items():
-                study._storage.set_trial_user_attr(trial._trial_id, k, v)
+                storage_of(study).set_trial_user_attr(trial_id_of(trial), k, v)
             for k, v in constraint_system_attrs(rec.get("constraints") or {}).items():
-                study._storage.set_trial_system_attr(trial._trial_id, k, v)
-            study._storage.set_trial_state_values(trial._trial_id, state, values)
+                storage_of(study).set_trial_system_attr(trial_id_of(trial), k, v)
+            storage_of(study).set_trial_state_values(trial_id_of(trial), state, values)
         else:  # failed by a sweep meanwhile: record the result as its own trial
             study.add_trial(optuna.trial.create_trial(
                 params=trial.params, distributions=trial.distributions, values=values, state=state,

@@ -42,8 +42,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search.errors import ConfigError, SearchSpaceError
 from piip_search.search import _records as R
-from piip_search.search._gp_batch import BatchGPSampler
 from piip_search.search._lifecycle import worker_id
+from piip_search.search._optuna_internals import BatchGPSampler, storage_layers, storage_of, study_id_of
 
 __all__ = ["PROPOSAL", "FileProposerLock", "PgProposerLock", "ProposalQueue", "proposer_lock_for"]
 
@@ -119,18 +119,13 @@ class PgProposerLock:
 
 def proposer_lock_for(study: optuna.Study) -> FileProposerLock | PgProposerLock | None:
     """The lock for `study`'s storage, or None when it has none (then there is no queue)."""
-    storage: Any = study._storage
-    for _ in range(4):  # RetryingStorage -> JournalStorage / _CachedStorage -> RDBStorage
-        backend: Any = getattr(storage, "_backend", None)
-        path = getattr(backend, "_piip_path", None)
+    for layer in storage_layers(storage_of(study)):
+        path = getattr(layer, "_piip_path", None)  # our JournalFile backend
         if path:
             return FileProposerLock(path + ".proposer.lock")
-        engine = getattr(storage, "engine", None)
+        engine = getattr(layer, "engine", None)
         if engine is not None and engine.dialect.name == "postgresql":
-            return PgProposerLock(engine, f"piip-search proposals {study._study_id} {study.study_name}")
-        storage = getattr(storage, "inner", None) or backend
-        if storage is None:
-            break
+            return PgProposerLock(engine, f"piip-search proposals {study_id_of(study)} {study.study_name}")
     return None
 
 

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from piip_search.errors import PiipSearchError
 from piip_search.search import _records as R
+from piip_search.search._optuna_internals import storage_of, trial_handle, trial_id_of
 
 
 def _remote_evaluate(storage_url: str, trials_dir: str, name: str, trial_id: int, cfg_dict: dict[str, Any],
@@ -34,7 +35,7 @@ def _remote_evaluate(storage_url: str, trials_dir: str, name: str, trial_id: int
     study, space = attach_study(name, storage_url=storage_url, trials_dir=trials_dir)
     driver = SearchDriver(study, space, study_path=Path(tdir).parent, evaluator=resolve_evaluator(evaluator_spec),
                           device=device, flops_fn=lambda _cfg: (flops, params))
-    trial = optuna.Trial(study, trial_id)
+    trial = trial_handle(study, trial_id)
     return driver.evaluate(Prepared(trial, PIIPConfig.from_dict(cfg_dict), Path(tdir), flops, params))
 
 
@@ -73,7 +74,7 @@ def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: st
                     bar.update(prep)
                     continue
                 trial, cfg, tdir, flops, params = prep
-                ref = remote.remote(storage_url, str(trials_dir), study.study_name, trial._trial_id, cfg.to_dict(),
+                ref = remote.remote(storage_url, str(trials_dir), study.study_name, trial_id_of(trial), cfg.to_dict(),
                                     str(tdir), flops, params, evaluator_spec, driver.device)
                 pending[ref] = trial
             if not pending:
@@ -85,10 +86,10 @@ def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: st
                     out = ray.get(ref)
                 except Exception as e:  # node lost, worker killed: fail the trial, queue it again
                     msg = f"ray task failed: {type(e).__name__}: {e}"
-                    study._storage.set_trial_user_attr(trial._trial_id, R.STATUS, "failed:worker-died")
-                    study._storage.set_trial_user_attr(trial._trial_id, "message", msg[:2000])
-                    if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
-                        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                    storage_of(study).set_trial_user_attr(trial_id_of(trial), R.STATUS, "failed:worker-died")
+                    storage_of(study).set_trial_user_attr(trial_id_of(trial), "message", msg[:2000])
+                    if storage_of(study).get_trial(trial_id_of(trial)).state == TrialState.RUNNING:
+                        storage_of(study).set_trial_state_values(trial_id_of(trial), TrialState.FAIL)
                     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
                     out = TrialOutcome(trial.number, "failed:worker-died", None, {"message": msg})
                 outcomes.append(out)

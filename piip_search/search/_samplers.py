@@ -25,8 +25,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search._registry import Registry
 from piip_search.errors import SearchSpaceError
-from piip_search.search._gp_batch import BatchGPSampler
-from piip_search.search._optuna_internals import CachedTPESampler
+from piip_search.search._optuna_internals import BatchGPSampler, CachedTPESampler, trial_id_of
 
 #: COMPLETE trials after which "auto" leaves GP for TPE: GP's proven range (README, search efficiency).
 AUTO_SWITCH_AT = 200
@@ -47,13 +46,13 @@ class GPThenTPESampler(BaseSampler):
         return self.tpe if self._switched else self.gp
 
     def sampler_for(self, study: optuna.Study, trial: FrozenTrial) -> BaseSampler:
-        s = self._by_trial.get(trial._trial_id)
+        s = self._by_trial.get(trial_id_of(trial))
         if s is None:
-            s = self._by_trial[trial._trial_id] = self._choose(study)
+            s = self._by_trial[trial_id_of(trial)] = self._choose(study)
         return s
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._by_trial[trial._trial_id] = s = self._choose(study)
+        self._by_trial[trial_id_of(trial)] = s = self._choose(study)
         s.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -69,7 +68,7 @@ class GPThenTPESampler(BaseSampler):
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
-        s = self._by_trial.pop(trial._trial_id, None) or self._choose(study)
+        s = self._by_trial.pop(trial_id_of(trial), None) or self._choose(study)
         s.after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:

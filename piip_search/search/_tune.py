@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 
 from piip_search.errors import PiipSearchError
 from piip_search.search import _records as R
+from piip_search.search._optuna_internals import storage_of, trial_handle, trial_id_of
 
 __all__ = ["PiipSearcher", "run_with_tune", "tune_status"]
 
@@ -113,15 +114,15 @@ def piip_trainable(config: dict[str, Any]) -> None:
         sys.path.insert(0, spec["cwd"])
     study, space = _attach(spec)
     trial_id, number = int(job["trial_id"]), int(job["number"])
-    frozen = study._storage.get_trial(trial_id)
+    frozen = storage_of(study).get_trial(trial_id)
     if not frozen.state.is_finished():
         flops, params = int(job["flops"]), int(job["params"])
         evaluator = _streaming(resolve_evaluator(spec["evaluator"]), tune)
         driver = SearchDriver(study, space, study_path=Path(job["tdir"]).parent, evaluator=evaluator,
                               device=spec["device"], flops_fn=lambda _cfg: (flops, params))
-        driver.evaluate(Prepared(optuna.Trial(study, trial_id), PIIPConfig.from_dict(job["config"]),
+        driver.evaluate(Prepared(trial_handle(study, trial_id), PIIPConfig.from_dict(job["config"]),
                                  Path(job["tdir"]), flops, params))
-        frozen = study._storage.get_trial(trial_id)
+        frozen = storage_of(study).get_trial(trial_id)
     tune.report(_final_result(number, frozen))
 
 
@@ -216,7 +217,7 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         orphans: list[int] | None = getattr(self, "_orphans", None)  # unset on a searcher Tune unpickled
         if orphans:
             frozen = self.driver.study.trials[orphans.pop(0)]
-            return self._offer(trial_id, optuna.Trial(self.driver.study, frozen._trial_id), frozen.user_attrs)
+            return self._offer(trial_id, trial_handle(self.driver.study, trial_id_of(frozen)), frozen.user_attrs)
         while len(self._ledger()["suggested"]) < self.n_trials:
             prep = self.driver.prepare()
             if isinstance(prep, TrialOutcome):  # invalid, infeasible or duplicate: decided here, nothing to train
@@ -232,19 +233,19 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
     def _offer(self, trial_id: str, trial: optuna.Trial, attrs: dict[str, Any]) -> dict[str, Any]:
         """The Tune trial config of a prepared study trial (`attrs`: its config, flops and params)."""
         trial.set_user_attr(R.TUNE_TRIAL, f"{self.experiment}/{trial_id}")
-        self._live[trial_id] = (trial.number, trial._trial_id)
+        self._live[trial_id] = (trial.number, trial_id_of(trial))
         tdir = attrs.get("tdir") or str(Path(self.spec["study_dir"]) / f"trial_{trial.number:05d}")
         return {"piip_spec": self.spec, "trial_number": trial.number, "gflops": attrs["flops"] / 1e9,
-                "piip_trial": {"trial_id": trial._trial_id, "number": trial.number, "config": attrs["config"],
+                "piip_trial": {"trial_id": trial_id_of(trial), "number": trial.number, "config": attrs["config"],
                                "tdir": str(tdir), "flops": int(attrs["flops"]), "params": int(attrs["params"])}}
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         from piip_search.search._driver import TrialOutcome
 
         number, study_trial_id = self._live.pop(trial_id, (None, None))
-        if number is None:
+        if number is None or study_trial_id is None:
             return
-        storage = self.driver.study._storage
+        storage = storage_of(self.driver.study)
         frozen = storage.get_trial(study_trial_id)
         if not frozen.state.is_finished():  # its actor died more often than FailureConfig allows
             msg = f"Tune trial {self.experiment}/{trial_id} errored (actor lost beyond FailureConfig.max_failures)"
@@ -344,9 +345,9 @@ def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         h, _, pid = str(t.user_attrs.get("worker", "")).rpartition(":")
         if t.number not in suggested and h == host and pid.isdigit() and not _pid_alive(int(pid)):
-            study._storage.set_trial_user_attr(t._trial_id, R.STATUS, "failed:worker-died")
-            study._storage.set_trial_user_attr(t._trial_id, "message", "driver died before suggesting it to Tune")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            storage_of(study).set_trial_user_attr(trial_id_of(t), R.STATUS, "failed:worker-died")
+            storage_of(study).set_trial_user_attr(trial_id_of(t), "message", "driver died before suggesting it to Tune")
+            storage_of(study).set_trial_state_values(trial_id_of(t), TrialState.FAIL)
 
 
 def _reseed(study: optuna.Study) -> None:

@@ -39,3 +39,17 @@ def test_cached_tpe_falls_back_when_a_private_member_moves(tmp_path, caplog):
     study.optimize(lambda t: t.suggest_float("x", 0, 1) ** 2, n_trials=5)
     assert len(study.trials) == 5 and not sampler._use_cache
     assert "falls back" in caplog.text
+
+
+def test_the_handles_reach_the_storage_and_its_trials(tmp_path):
+    study = optuna.create_study(storage=open_storage(None, tmp_path, "h", create=True), study_name="h")
+    trial = study.ask()
+    assert isinstance(oi.storage_of(study), optuna.storages.BaseStorage)
+    tid = oi.trial_id_of(trial)
+    assert oi.storage_of(study).get_trial(tid).number == trial.number == 0
+    oi.trial_handle(study, tid).set_user_attr("seen", 1)
+    study.tell(trial, 1.0)
+    assert oi.trial_id_of(study.trials[0]) == tid and study.trials[0].user_attrs["seen"] == 1
+    assert oi.study_id_of(study) == oi.storage_of(study).get_study_id_from_name("h")
+    layers = oi.storage_layers(oi.storage_of(study))
+    assert any(getattr(layer, "_piip_path", None) for layer in layers)  # our journal file backend

@@ -15,7 +15,7 @@ import optuna
 
 from piip_search.search import SearchSpace
 from piip_search.search._driver import SearchDriver
-from piip_search.search._gp_batch import BatchGPSampler
+from piip_search.search._optuna_internals import BatchGPSampler
 from piip_search.search._proposals import PROPOSAL, FileProposerLock, PgProposerLock, proposer_lock_for
 from piip_search.search._samplers import make_sampler
 from piip_search.search._study import attach_study, open_study

@@ -9,7 +9,8 @@ import pytest
 
 from piip_search.errors import SearchSpaceError
 from piip_search.search._driver import SearchDriver
-from piip_search.search._optuna_internals import CachedTPESampler, _IncrementalGroups
+from piip_search.search._optuna_internals import CachedTPESampler
+from piip_search.search._optuna_internals._tpe import _IncrementalGroups
 from piip_search.search._samplers import DEFAULT_SAMPLER, GPThenTPESampler, make_sampler
 from piip_search.search._samplers import SAMPLERS as SAMPLER_REGISTRY
 from piip_search.search._storage import open_storage

@@ -1,9 +1,8 @@
-"""Every use of a private Optuna name lives here, each with a fallback that works on Optuna's public API.
-
-The fallbacks catch what really breaks when Optuna moves an internal: a missing module (ImportError) or a
-renamed attribute or constant (AttributeError). tests/search/test_optuna_internals.py checks that each
-internal is found on the installed Optuna, so a silent fallback shows up as a failing test, not a slow search.
-"""
+"""A cheaper TPE with the same samples: Optuna's TPESampler (multivariate, group) with two caches that leave its
+samples unchanged (tests/search/test_samplers.py checks this against TPESampler) and cut its ask cost at 1,000
+trials by about a quarter: the group decomposition takes in each finished trial once (Optuna re-adds every trial
+at every ask, a no-op for trials already added), and the split of the trials into "below" and "above" is made
+once per ask rather than once per parameter group (the split depends on the trials only)."""
 
 from __future__ import annotations
 
@@ -14,22 +13,6 @@ from typing import Any
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
-
-try:  # journal op codes: fsync only the appends that change a study or finish a trial
-    from optuna.storages.journal._storage import JournalOperation
-
-    DURABLE_JOURNAL_OPS: frozenset[int] | None = frozenset(int(op) for op in (
-        JournalOperation.CREATE_STUDY, JournalOperation.DELETE_STUDY, JournalOperation.SET_STUDY_USER_ATTR,
-        JournalOperation.SET_STUDY_SYSTEM_ATTR, JournalOperation.SET_TRIAL_STATE_VALUES,
-        JournalOperation.DISCARD_TRIALS))
-except (ImportError, AttributeError):  # pragma: no cover - depends on the installed Optuna
-    DURABLE_JOURNAL_OPS = None  # every append is fsynced
-
-try:  # the constraint prefix of trial system attrs (what `Trial.set_constraint` writes)
-    from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
-except (ImportError, AttributeError):  # pragma: no cover
-    _CONSTRAINTS_KEY = "constraints"
-
 
 try:  # TPE's private parts the cached TPE reuses; without them `tpe` is Optuna's plain TPESampler
     from optuna.samplers._tpe.sampler import _split_trials, default_gamma, default_gamma_multiobjective
@@ -43,32 +26,6 @@ except (ImportError, AttributeError):  # pragma: no cover
 log = logging.getLogger("piip_search.search")
 
 
-def cached_rdb(storage: optuna.storages.RDBStorage) -> optuna.storages.BaseStorage:
-    """The finished-trial cache Optuna puts in front of every RDB storage it opens from a URL."""
-    try:
-        from optuna.storages import _CachedStorage
-
-        return _CachedStorage(storage)
-    except (ImportError, AttributeError, TypeError):  # pragma: no cover
-        return storage
-
-
-def constraint_system_attrs(constraints: dict[str, float]) -> dict[str, Any]:
-    """System attrs that carry `constraints` on a trial added with `study.add_trial`."""
-    return {f"{_CONSTRAINTS_KEY}:{k}": float(v) for k, v in constraints.items()}
-
-
-def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
-    prefix = f"{_CONSTRAINTS_KEY}:"
-    return {k[len(prefix):]: float(v) for k, v in trial.system_attrs.items() if k.startswith(prefix)}
-
-
-# ---- a cheaper TPE with the same samples ---------------------------------------------------------------------
-# Optuna's TPESampler (multivariate, group) with two caches that leave its samples unchanged
-# (tests/search/test_samplers.py checks this against TPESampler) and cut its ask cost at 1,000 trials by about a
-# quarter: the group decomposition takes in each finished trial once (Optuna re-adds every trial at every ask, a
-# no-op for trials already added), and the split of the trials into "below" and "above" is made once per ask
-# rather than once per parameter group (the split depends on the trials only).
 class _IncrementalGroups(_GroupDecomposedSearchSpace):
     """Optuna's group decomposition, adding each finished trial once (re-adding one changes nothing)."""
 
