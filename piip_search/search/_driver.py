@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError, SearchSpaceError, StudyError
-from piip_search.search import _optuna_internals
+from piip_search.search import _optuna_internals, _repeats
 from piip_search.search import _records as R
 from piip_search.search._evaluators import EvalContext, Evaluator
 from piip_search.search._fidelity import FidelitySchedule
@@ -200,7 +200,7 @@ class SearchDriver:
             return self._finish(trial, tdir, R.INFEASIBLE, flops, params, metrics, violations)
 
         self._refresh_known()
-        prev = self._known.get(fp)
+        prev = None if _repeats.repeat_index(trial.user_attrs) else self._known.get(fp)  # a repeat is no copy
         if prev is not None:
             trial.set_user_attr(R.DUPLICATE_OF, prev.number)
             prev_status = R.status_of(prev.user_attrs, prev.state.name)
@@ -226,9 +226,10 @@ class SearchDriver:
         rungs = schedule.rung_iters() if schedule is not None else []
         full = rungs[-1] if rungs else proxy_settings(self.space).get("iters")
         stopped: dict[str, Any] = {}
+        repeat = _repeats.repeat_index(trial.user_attrs)  # a re-evaluation: its config reached full fidelity
 
         def report(iters: int, metrics: dict[str, Any]) -> bool:
-            if schedule is None or iters not in rungs:
+            if schedule is None or iters not in rungs or repeat:
                 return True
             k = rungs.index(iters)
             ap = float(metrics.get("ap", 0.0))
@@ -247,7 +248,8 @@ class SearchDriver:
             return why.promote
 
         ctx = EvalContext(trial_dir=tdir, fidelity=full, rungs=rungs, device=self.device,
-                          proxy=proxy_settings(self.space), trial_number=trial.number, report=report)
+                          proxy=_repeats.seeded_proxy(proxy_settings(self.space), trial.user_attrs),
+                          trial_number=trial.number, report=report)
         t0 = time.perf_counter()
         try:
             metrics = dict(self.evaluator(cfg, ctx) or {})
@@ -269,7 +271,10 @@ class SearchDriver:
             metrics["message"] = (f"cut short of its fidelity: {metrics.get('iters')} of {full} iterations "
                                   f"(stop reason {metrics.get('stop_reason')}); not a valid point")
             return self._finish(trial, tdir, R.TRUNCATED, flops, params, metrics, budgets, shortfall=shortfall)
-        return self._finish(trial, tdir, R.OK, flops, params, metrics, budgets)
+        outcome = self._finish(trial, tdir, R.OK, flops, params, metrics, budgets)
+        if self.space.repeats > 1 and outcome.status == R.OK:
+            _repeats.enqueue_repeats(self.study, self.space.repeats)
+        return outcome
 
     def _finish(self, trial: optuna.Trial, tdir: Path, status: str, flops: int, params: int,
                 metrics: dict[str, Any], budgets: dict[str, float], *, shortfall: float = 0.0) -> TrialOutcome:

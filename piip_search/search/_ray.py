@@ -21,6 +21,7 @@ import optuna
 from optuna.trial import TrialState
 
 from piip_search.errors import PiipSearchError
+from piip_search.search import _records as R
 
 
 def _remote_evaluate(storage_url: str, trials_dir: str, name: str, trial_id: int, cfg_dict: dict[str, Any],
@@ -88,7 +89,8 @@ def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: st
                     study._storage.set_trial_user_attr(trial._trial_id, "message", msg[:2000])
                     if study._storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
                         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                    study.enqueue_trial(trial.params, user_attrs={R.RETRY_OF: trial.number,
+                                                                  **R.repeat_attrs(trial.user_attrs)})
                     out = TrialOutcome(trial.number, "failed:worker-died", None, {"message": msg})
                 outcomes.append(out)
                 bar.update(out)

@@ -19,6 +19,7 @@ A space file (`search_spaces/default.yaml`, `search_spaces/paper.yaml`) looks li
     evaluator: builtin:proxy
     sampler: tpe
     trials: 200
+    repeats: 3                              # near-front configs get up to 3 proxy seeds (default 1; _repeats.py)
 
 The parameter-inverted rule (`inverted: true`, docs/official-code.md §0, §9): branch 1 has the largest model
 and the lowest resolution; a higher-resolution branch never gets a larger model. Sampling enforces it by
@@ -67,6 +68,7 @@ from piip_search.search.space._values import (
     _TOP_KEYS,
     DEFAULT_MAX_RETRIES,
     FLOPS_CONVENTIONS,
+    MAX_REPEATS,
     SAMPLER_NAMES,
     Dim,
 )
@@ -80,7 +82,8 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
     """A parsed, validated search space. Build with `from_yaml(path)` or `from_dict(data, source=...)`.
 
     Attributes read by the driver: `name`, `objectives` (list of `Objective`), `directions`, `budgets`,
-    `flops_convention`, `proxy`, `evaluator`, `sampler`, `trials`, `fidelity_schedule()`.
+    `flops_convention`, `proxy`, `evaluator`, `sampler`, `trials`, `max_retries`, `repeats`,
+    `fidelity_schedule()`.
     """
 
     def __init__(self, data: Mapping[str, Any], *, source: str = "<space>", check_budgets: bool = True,
@@ -100,6 +103,10 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
         if self.max_retries > 20:
             r.fail("max_retries", "must be at most 20 (a config that kills its worker that often is broken)",
                    self.max_retries)
+        self.repeats: int = r.integer(d.get("repeats", 1), "repeats", minimum=1)
+        if self.repeats > MAX_REPEATS:
+            r.fail("repeats", f"must be at most {MAX_REPEATS} (evaluations of one config, each with its own seed)",
+                   self.repeats)
         inv = d.get("inverted", True)
         if inv not in (True, False, "strict"):
             r.fail("inverted", "must be true, false or 'strict'", inv)
@@ -189,6 +196,8 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
             "fidelity": None if self.fidelity is None else dict(self.fidelity),
             "evaluator": self.evaluator, "sampler": self.sampler, "max_retries": self.max_retries,
         })
+        if self.repeats != 1:  # absent at the default, so studies stored before the key resume unchanged
+            out["repeats"] = self.repeats
         return out
 
     def to_yaml(self) -> str:

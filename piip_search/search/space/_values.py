@@ -34,9 +34,10 @@ ATTENTIONS: tuple[str, ...] = ("deformable", "regular")
 
 MAX_CHOICES = 10_000  # per dimension: more can only be a typo in a range
 DEFAULT_MAX_RETRIES = 2  # re-queues of a trial whose worker died before a config is failed for good
+MAX_REPEATS = 10  # evaluations of one config (seeds) at most: `repeats:` (see search/_repeats.py)
 _TOP_KEYS = ("name", "description", "trials", "branches", "inverted", "interactions", "fixed", "budgets",
              "objectives", "flops_convention", "proxy", "fidelity", "evaluator", "sampler",
-             "max_retries")
+             "max_retries", "repeats")
 _BRANCH_KEYS = ("count", "models", "resolutions", "window_size")
 _DIMS_KEYS = ("embed_dim", "depth", "head_dim", "num_heads")
 _INTER_KEYS = ("count", "direction", "attention")
