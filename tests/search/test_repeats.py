@@ -318,3 +318,26 @@ def test_report_rows_and_front_use_the_means(tmp_path):
     assert list(tr.y) == pytest.approx([p.ap for p in front.points])
     assert any("over 3 seeds" in h for h in tr.hovertext)
     assert d.hv_by_trial[-1][1] == pytest.approx(front.hypervolume)  # the curve ends at the front's hypervolume
+
+
+def test_the_builtin_proxy_trains_with_the_repeat_seed(monkeypatch, tmp_path):
+    import piip_search.proxy as proxy
+    from piip_search.search._evaluators import BUILTIN, EvalContext
+
+    got = {}
+
+    class Result:
+        def to_dict(self):
+            return {"status": "ok", "ap": 0.1}
+
+    def fake_train(cfg, data, settings, **kw):
+        got["settings"] = settings
+        return Result()
+
+    monkeypatch.setattr(proxy, "train_proxy", fake_train)
+    cfg = space_of().sample(optuna.trial.FixedTrial(_ordered_configs()[0]))
+    attrs = {R.REPEAT_OF: 0, R.REPEAT_INDEX: 2}
+    ctx = EvalContext(trial_dir=tmp_path, fidelity=5, proxy=seeded_proxy({"seed": 3, "dataset": str(tmp_path)}, attrs))
+    assert ctx.seed == 5
+    BUILTIN.get("builtin:proxy")(cfg, ctx)
+    assert got["settings"].seed == 5 and got["settings"].iters == 5
