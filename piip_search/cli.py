@@ -251,8 +251,8 @@ def _print_front(front, *, title: str) -> None:
     from rich.table import Table
 
     t = Table(title=title, caption=f"hypervolume {front.hypervolume:.6g} (reference {front.reference_point}); "
-                                   f"FLOPs are multiply-adds; {front.n_candidates} of {front.n_trials} trials are "
-                                   f"valid full-fidelity points (`status` lists the others)")
+                                   f"FLOPs are multiply-adds; {front.n_trials} trials give {front.n_candidates} valid "
+                                   f"full-fidelity points, one per config (`status` lists the others)")
     for col in ("trial", "GFLOPs", "params (M)", "AP", "knee", "branches (model@resolution)", "interactions"):
         t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
     from piip_search.search import ap_label, branches_label, interactions_label

@@ -5,7 +5,8 @@ One trial, in order (cheap before expensive):
 2. count FLOPs/params analytically (no model built); record them and the budget constraints
    (`trial.set_constraint`, value <= 0 = feasible). Over budget: told COMPLETE with AP 0 and a violated
    constraint, so samplers learn the boundary; never built, never trained;
-3. same canonical config already evaluated (any worker): its result is copied, nothing is trained;
+3. same canonical config already evaluated (any worker): its result is copied, nothing is trained (a repeat,
+   `repeats:` in the space, is evaluated again with its own seed; `_repeats.py` queues them after `ok` trials);
 4. evaluate (proxy training by default) with multi-fidelity rungs if the space has a `fidelity:` schedule;
    a trial stopped at a rung, or cut short of its iterations (a wall-clock safety cap), is told COMPLETE but
    infeasible (constraint `full_fidelity` > 0; statuses in `_records.py`), so it is never on a front;
