@@ -341,3 +341,15 @@ def test_the_builtin_proxy_trains_with_the_repeat_seed(monkeypatch, tmp_path):
     assert ctx.seed == 5
     BUILTIN.get("builtin:proxy")(cfg, ctx)
     assert got["settings"].seed == 5 and got["settings"].iters == 5
+
+
+def test_export_records_the_mean_over_seeds(tmp_path, capsys):
+    import yaml
+
+    study, _ = _search(tmp_path, name="exp", repeats=3)
+    best = max(pareto_front(study).points, key=lambda p: p.ap)
+    out = tmp_path / "best.yaml"
+    assert main(["export", "exp", "--select", "max-ap", "--out", str(out), "--trials-dir", str(tmp_path)]) == 0
+    metrics = yaml.safe_load(out.read_text())["provenance"]["metrics"]
+    assert metrics["ap"] == pytest.approx(best.ap) and metrics["ap_n"] == 3
+    assert metrics["ap_std"] == pytest.approx(best.ap_std)
