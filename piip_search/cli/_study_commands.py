@@ -78,7 +78,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     t.add_row("front size", str(info["front_size"]))
     t.add_row("hypervolume", f"{info['hypervolume']:.6g}")
     t.add_row("reference point", str(info["reference_point"]))
-    t.add_row("best AP on front", "-" if info["best_ap"] is None else f"{info['best_ap']:.4f}")
+    t.add_row("best AP on front", info.get("best_ap_label") or "-")
+    if info["repeats"]["repeat_trials"]:
+        rp = info["repeats"]
+        t.add_row("repeats (other seeds)", f"{rp['repeat_trials']} trials, {rp['configs_repeated']} configs, "
+                  f"AP noise std {rp['ap_noise_std'] or 0:.4f}")
     console().print(t)
     for run in tune_runs:
         console().print(_tune_table(run))
@@ -125,14 +129,14 @@ def _print_front(front, *, title: str) -> None:
     from rich.table import Table
 
     t = Table(title=title, caption=f"hypervolume {front.hypervolume:.6g} (reference {front.reference_point}); "
-                                   f"FLOPs are multiply-adds; {front.n_candidates} of {front.n_trials} trials are "
-                                   f"valid full-fidelity points (`status` lists the others)")
+                                   f"FLOPs are multiply-adds; {front.n_trials} trials give {front.n_candidates} valid "
+                                   f"full-fidelity points, one per config (`status` lists the others)")
     for col in ("trial", "GFLOPs", "params (M)", "AP", "knee", "branches (model@resolution)", "interactions"):
         t.add_column(col, justify="right" if col in ("trial", "GFLOPs", "params (M)", "AP") else "left")
-    from piip_search.search import branches_label, interactions_label
+    from piip_search.search import ap_label, branches_label, interactions_label
 
-    for r in front.points:
-        t.add_row(str(r.number), f"{r.gflops:.4f}", f"{(r.params or 0) / 1e6:.3f}", f"{(r.ap or 0):.4f}",
+    for r in front.points:  # AP: the mean ± std over the config's seeds when it was evaluated more than once
+        t.add_row(str(r.number), f"{r.gflops:.4f}", f"{(r.params or 0) / 1e6:.3f}", ap_label(r),
                   "*" if front.knee is r else "", branches_label(r.config), interactions_label(r.config))
     if not front.points:
         t.add_row("-", "-", "-", "-", "", "no feasible trial at full fidelity yet", "")

@@ -8,7 +8,6 @@ importances, front composition, header facts and the published PIIP reference ma
 from __future__ import annotations
 
 import math
-import statistics
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import optuna
 
 from piip_search.search._pareto import hypervolume
-from piip_search.search._results import branches_label, interactions_label, pareto_front, records
+from piip_search.search._results import branches_label, config_points, interactions_label, pareto_front, records
 
 __all__ = ["KINDS", "PUBLISHED_DETECTION", "ReportData", "report_data", "status_kind"]
 
@@ -74,34 +73,40 @@ def _duration_s(t: optuna.trial.FrozenTrial) -> float | None:
     return (t.datetime_complete - t.datetime_start).total_seconds()
 
 
-def _ap_spread(recs: list[Any]) -> dict[str, float]:
-    """AP standard deviation per fingerprint over the evaluations of one config (duplicates copy, so skip)."""
-    by_fp: dict[str, list[float]] = {}
-    for r in recs:
-        if r.status == "ok" and r.ap is not None and r.fingerprint and "duplicate_of" not in r.metrics:
-            by_fp.setdefault(r.fingerprint, []).append(r.ap)
-    return {fp: statistics.stdev(v) for fp, v in by_fp.items() if len(v) > 1}
+def _config_stats(recs: list[Any]) -> dict[int, Any]:
+    """Trial number -> its config's point (`config_points`: AP mean, std, n) for every evaluation of a config
+    evaluated more than once (`repeats:`, other seeds); duplicates only copy a result and count for nothing."""
+    out = {}
+    for p in config_points(recs):
+        if p.n_evals > 1:
+            out.update(dict.fromkeys(p.evaluations, p))
+    return out
 
 
 def _rows(study: optuna.Study, recs: list[Any], front: set[int], knee: int | None) -> list[dict[str, Any]]:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    spread = _ap_spread(recs)
+    stats = _config_stats(recs)
+    front_configs = {n for p in stats.values() if p.number in front for n in p.evaluations}
     rows = []
     for r in recs:
         t = trials[r.number]
         ua = t.user_attrs
         kind = status_kind(r.status, r.state)
         std = r.metrics.get("ap_std")
+        cp = stats.get(r.number)
         rows.append({
             "trial": r.number, "state": r.state, "status": r.status, "kind": kind,
             "gflops": r.gflops, "params_m": None if r.params is None else r.params / 1e6, "ap": r.ap,
-            "ap_std": float(std) if std is not None else spread.get(r.fingerprint or ""),
+            "ap_std": cp.ap_std if cp is not None else (None if std is None else float(std)),
+            "ap_mean": None if cp is None else cp.ap, "ap_n": None if cp is None else cp.n_evals,
+            "repeat_of": r.repeat_of,
             "branches": branches_label(r.config), "interactions": interactions_label(r.config),
             "params": {k: v for k, v in t.params.items()},
             "duration_s": _duration_s(t), "worker": ua.get("worker", ""),
             "reason": r.status.split(":", 1)[1] if kind == "failed" and ":" in r.status else ua.get("message", ""),
             "duplicate_of": ua.get("duplicate_of"), "on_front": r.number in front, "knee": r.number == knee,
-            "dominated": kind == "ok" and r.number not in front,
+            "dominated": kind == "ok" and r.number not in front and r.number not in front_configs,
+            "other_seed_of_front": r.number in front_configs and r.number not in front,
             "config_path": f"trial_{r.number:05d}/config.yaml", "log_path": f"trial_{r.number:05d}/log.txt",
             "completed": t.datetime_complete.timestamp() if t.datetime_complete else None,
             "started": t.datetime_start.timestamp() if t.datetime_start else None,
@@ -144,16 +149,18 @@ def _hv_series(recs: list[Any], rows: list[dict[str, Any]], ref: list[float], di
     unit = "proxy iterations" if use_iters else "evaluation hours"
     spent = 0.0
     tracker, per_sampler = _HVTracker(ref, directions), {}  # type: ignore[var-annotated]
+    means = _config_stats(recs)  # a repeated config counts with its mean, as on the front
     for r, row in zip(recs, rows, strict=True):
         spent += (row["iters"] or 0.0) if use_iters else (row["duration_s"] or 0.0) / 3600.0
         if not r.on_front_candidate:
             continue
-        hv = tracker.add(r.values)
+        values = means[r.number].values if r.number in means else r.values
+        hv = tracker.add(values)
         by_trial.append((r.number, hv))
         by_compute.append((spent, hv))
         s = samplers.get(r.number, "")
         per_sampler.setdefault(s, _HVTracker(ref, directions))
-        by_sampler.setdefault(s, []).append((r.number, per_sampler[s].add(r.values)))
+        by_sampler.setdefault(s, []).append((r.number, per_sampler[s].add(values)))
     return by_trial, by_compute, unit, by_sampler
 
 
@@ -279,7 +286,8 @@ def _references(study: optuna.Study) -> tuple[list[dict[str, Any]], str]:
 
 
 def _best_under_budgets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    ok = [r for r in rows if r["kind"] == "ok" and r["gflops"] is not None and r["ap"] is not None]
+    ok = [{**r, "ap": r["ap"] if r["ap_mean"] is None else r["ap_mean"]} for r in rows  # means, as the front
+          if r["kind"] == "ok" and r["gflops"] is not None and r["ap"] is not None]
     if not ok:
         return []
     lo, hi = min(r["gflops"] for r in ok), max(r["gflops"] for r in ok)

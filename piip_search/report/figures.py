@@ -24,7 +24,9 @@ STYLE = {
 
 def _hover(r: dict[str, Any]) -> str:
     ap = "-" if r["ap"] is None else f"{r['ap']:.4f}"
-    if r.get("ap_std") is not None:
+    if r.get("ap_mean") is not None:  # a config evaluated with several seeds: this seed, then the mean
+        ap += f" (this seed); mean {r['ap_mean']:.4f} ± {r['ap_std'] or 0.0:.4f} over {r['ap_n']} seeds"
+    elif r.get("ap_std") is not None:
         ap += f" ± {r['ap_std']:.4f}"
     params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
     gf = "-" if r["gflops"] is None else f"{r['gflops']:.4g}"
@@ -34,10 +36,17 @@ def _hover(r: dict[str, Any]) -> str:
             f"<br>GFLOPs {gf}  params {pm} M  AP {ap}<br><span style='font-size:10px'>{params}</span>")
 
 
-def _scatter(rows: list[dict[str, Any]], name: str, marker: dict[str, Any]) -> go.Scatter:
+def drawn_ap(r: dict[str, Any], mean: bool) -> float:
+    """The AP a row is drawn at: a front point's config mean (`mean`), else its own; 0 without AP."""
+    if mean and r.get("ap_mean") is not None:
+        return float(r["ap_mean"])
+    return float(r["ap"]) if r["ap"] is not None else 0.0
+
+
+def _scatter(rows: list[dict[str, Any]], name: str, marker: dict[str, Any], *, mean: bool = False) -> go.Scatter:
     # numpy arrays: plotly validates them in one pass instead of element by element (5,000 trials)
     return go.Scatter(x=np.array([r["gflops"] for r in rows], dtype=float),
-                      y=np.array([r["ap"] if r["ap"] is not None else 0.0 for r in rows], dtype=float),
+                      y=np.array([drawn_ap(r, mean) for r in rows], dtype=float),
                       mode="markers", name=f"{name} ({len(rows)})", marker=marker, meta="trials",
                       customdata=np.array([r["trial"] for r in rows], dtype=int),
                       hovertext=np.array([_hover(r) for r in rows], dtype=object), hoverinfo="text")
@@ -51,16 +60,20 @@ def front_figure(d: ReportData) -> go.Figure:
     dominated = [r for r in drawn if r["kind"] == "ok" and not r["on_front"]]
     front = sorted((r for r in drawn if r["on_front"]), key=lambda r: r["gflops"])
     fig.add_trace(_scatter(dominated, "dominated", {"color": "#c7c7c7", "size": 6}))
+    seeds = [r for r in drawn if r.get("other_seed_of_front")]
+    if seeds:  # the single seeds of repeated front configs, around their mean on the front
+        fig.add_trace(_scatter(seeds, "seeds of front configs", {"color": "#1f77b4", "size": 6,
+                                                                 "symbol": "circle-open"}))
     for kind, style in STYLE.items():
         rs = [r for r in drawn if r["kind"] == kind]
         if rs:
             fig.add_trace(_scatter(rs, kind, {**style, "size": 7}))
-    tr = _scatter(front, "Pareto front", {"color": "#1f77b4", "size": 9})
+    tr = _scatter(front, "Pareto front", {"color": "#1f77b4", "size": 9}, mean=True)
     tr.update(mode="lines+markers", line={"shape": "hv"})
     fig.add_trace(tr)
     knee = [r for r in front if r["knee"]]
     if knee:
-        fig.add_trace(go.Scatter(x=[knee[0]["gflops"]], y=[knee[0]["ap"]], mode="markers", name="knee",
+        fig.add_trace(go.Scatter(x=[knee[0]["gflops"]], y=[drawn_ap(knee[0], True)], mode="markers", name="knee",
                                  marker={"symbol": "star", "size": 18, "color": "gold",
                                          "line": {"color": "black", "width": 1}}, hoverinfo="skip"))
     if d.references:
@@ -158,7 +171,7 @@ def compare_figures(studies: list[ReportData]) -> tuple[go.Figure, go.Figure]:
     for d in studies:
         by = {r["trial"]: r for r in d.rows}
         pts = sorted((by[n] for n in d.front), key=lambda r: r["gflops"])
-        fr.add_trace(go.Scatter(x=[r["gflops"] for r in pts], y=[r["ap"] for r in pts], mode="lines+markers",
+        fr.add_trace(go.Scatter(x=[r["gflops"] for r in pts], y=[drawn_ap(r, True) for r in pts], mode="lines+markers",
                                 line={"shape": "hv"}, name=f"{d.study} ({d.header['sampler']})",
                                 hovertext=[_hover(r) for r in pts], hoverinfo="text"))
         hv.add_trace(go.Scatter(x=[n for n, _ in d.hv_by_trial], y=[h for _, h in d.hv_by_trial],

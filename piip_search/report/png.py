@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from piip_search.report.data import ReportData
-from piip_search.report.figures import STYLE
+from piip_search.report.figures import STYLE, drawn_ap
 
 __all__ = ["write_pngs"]
 
@@ -34,12 +34,12 @@ def write_pngs(d: ReportData, out_dir: str | Path, *, dpi: int = 200) -> list[Pa
             ax.scatter([r["gflops"] for r in rs], [r["ap"] or 0.0 for r in rs], s=14, marker=marker,
                        c=STYLE[kind]["color"], label=kind, facecolors="none" if marker in "vs" else None)
     front = sorted((r for r in drawn if r["on_front"]), key=lambda r: r["gflops"])
-    ax.step([r["gflops"] for r in front], [r["ap"] for r in front], where="post", c="#1f77b4", marker="o",
+    ax.step([r["gflops"] for r in front], [drawn_ap(r, True) for r in front], where="post", c="#1f77b4", marker="o",
             ms=4, label="Pareto front")
     knee = [r for r in front if r["knee"]]
     if knee:
-        ax.scatter([knee[0]["gflops"]], [knee[0]["ap"]], marker="*", s=160, c="gold", edgecolors="k", zorder=5,
-                   label="knee")
+        ax.scatter([knee[0]["gflops"]], [drawn_ap(knee[0], True)], marker="*", s=160, c="gold", edgecolors="k",
+                   zorder=5, label="knee")
     for ref in d.references:
         ax.scatter([ref["gflops"]], [ref["ap"]], marker="D", c="#2ca02c")
         ax.annotate(ref["name"], (ref["gflops"], ref["ap"]), fontsize=7)

@@ -20,8 +20,8 @@ from piip_search.report.data import ReportData
 
 __all__ = ["render_compare", "render_report"]
 
-_TABLE_COLS = ("trial", "kind", "status", "gflops", "params_m", "ap", "ap_std", "duration_s", "worker", "reason",
-               "branches", "interactions")
+_TABLE_COLS = ("trial", "kind", "status", "gflops", "params_m", "ap", "ap_mean", "ap_std", "ap_n", "duration_s",
+               "worker", "reason", "branches", "interactions")
 
 _CSS = """body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;font-size:12px}
 td,th{border:1px solid #ccc;padding:2px 5px}th{cursor:pointer;background:#eee}.kv td{border:none}

@@ -5,7 +5,8 @@ One trial, in order (cheap before expensive):
 2. count FLOPs/params analytically (no model built); record them and the budget constraints
    (`trial.set_constraint`, value <= 0 = feasible). Over budget: told COMPLETE with AP 0 and a violated
    constraint, so samplers learn the boundary; never built, never trained;
-3. same canonical config already evaluated (any worker): its result is copied, nothing is trained;
+3. same canonical config already evaluated (any worker): its result is copied, nothing is trained (a repeat,
+   `repeats:` in the space, is evaluated again with its own seed; `_repeats.py` queues them after `ok` trials);
 4. evaluate (proxy training by default) with multi-fidelity rungs if the space has a `fidelity:` schedule;
    a trial stopped at a rung, or cut short of its iterations (a wall-clock safety cap), is told COMPLETE but
    infeasible (constraint `full_fidelity` > 0; statuses in `_records.py`), so it is never on a front;
@@ -31,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search.config import PIIPConfig
 from piip_search.errors import ConfigError, SearchSpaceError, StudyError
-from piip_search.search import _optuna_internals
+from piip_search.search import _optuna_internals, _repeats
 from piip_search.search import _records as R
 from piip_search.search._evaluators import EvalContext, Evaluator
 from piip_search.search._lifecycle import (
@@ -181,7 +182,7 @@ class SearchDriver:
             return self._finish(trial, tdir, R.INFEASIBLE, flops, params, metrics, violations)
 
         self._refresh_known()
-        prev = self._known.get(fp)
+        prev = None if _repeats.repeat_index(trial.user_attrs) else self._known.get(fp)  # a repeat is no copy
         if prev is not None:
             trial.set_user_attr(R.DUPLICATE_OF, prev.number)
             prev_status = R.status_of(prev.user_attrs, prev.state.name)
@@ -207,9 +208,10 @@ class SearchDriver:
         rungs = schedule.rung_iters() if schedule is not None else []
         full = rungs[-1] if rungs else dict(self.space.proxy).get("iters")
         stopped: dict[str, Any] = {}
+        repeat = _repeats.repeat_index(trial.user_attrs)  # a re-evaluation: its config reached full fidelity
 
         def report(iters: int, metrics: dict[str, Any]) -> bool:
-            if schedule is None or iters not in rungs:
+            if schedule is None or iters not in rungs or repeat:
                 return True
             k = rungs.index(iters)
             ap = float(metrics.get("ap", 0.0))
@@ -228,7 +230,8 @@ class SearchDriver:
             return why.promote
 
         ctx = EvalContext(trial_dir=tdir, fidelity=full, rungs=rungs, device=self.device,
-                          proxy=dict(self.space.proxy), trial_number=trial.number, report=report)
+                          proxy=_repeats.seeded_proxy(dict(self.space.proxy), trial.user_attrs),
+                          trial_number=trial.number, report=report)
         t0 = time.perf_counter()
         try:
             metrics = dict(self.evaluator(cfg, ctx) or {})
@@ -250,7 +253,10 @@ class SearchDriver:
             metrics["message"] = (f"cut short of its fidelity: {metrics.get('iters')} of {full} iterations "
                                   f"(stop reason {metrics.get('stop_reason')}); not a valid point")
             return self._finish(trial, tdir, R.TRUNCATED, flops, params, metrics, budgets, shortfall=shortfall)
-        return self._finish(trial, tdir, R.OK, flops, params, metrics, budgets)
+        outcome = self._finish(trial, tdir, R.OK, flops, params, metrics, budgets)
+        if self.space.repeats > 1 and outcome.status == R.OK:
+            _repeats.enqueue_repeats(self.study, self.space.repeats)
+        return outcome
 
     def _finish(self, trial: optuna.Trial, tdir: Path, status: str, flops: int, params: int,
                 metrics: dict[str, Any], budgets: dict[str, float], *, shortfall: float = 0.0) -> TrialOutcome:

@@ -38,6 +38,12 @@ class EvalContext:
     report: Callable[[int, dict[str, Any]], bool] = lambda iters, metrics: True
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("piip_search.trial"))
 
+    @property
+    def seed(self) -> int:
+        """The proxy seed of this evaluation: `proxy.seed` (0 if unset), moved on by k for a config's k-th
+        re-evaluation (`repeats:` in the space); the builtin proxy trains with it."""
+        return int(self.proxy.get("seed", 0) or 0)
+
 
 def _proxy_evaluator(cfg: PIIPConfig, ctx: EvalContext) -> dict[str, Any]:
     """Short proxy training on the space's dataset (default: the embedded synthetic set); returns COCO AP."""

@@ -90,7 +90,8 @@ def run_with_ray(driver: Any, n_trials: int, *, storage_url: str, trials_dir: st
                     storage_of(study).set_trial_user_attr(trial_id_of(trial), "message", msg[:2000])
                     if storage_of(study).get_trial(trial_id_of(trial)).state == TrialState.RUNNING:
                         storage_of(study).set_trial_state_values(trial_id_of(trial), TrialState.FAIL)
-                    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                    study.enqueue_trial(trial.params, user_attrs={R.RETRY_OF: trial.number,
+                                                                  **R.repeat_attrs(trial.user_attrs)})
                     out = TrialOutcome(trial.number, "failed:worker-died", None, {"message": msg})
                 outcomes.append(out)
                 bar.update(out)

@@ -36,6 +36,9 @@ FLOPS, PARAMS, MESSAGE, WORKER = "flops", "params", "message", "worker"
 HEARTBEAT = "heartbeat"  # unix time of the worker's last sign of life
 DUPLICATE_OF, RETRY_OF, ATTEMPT, FAILURES = "duplicate_of", "retry_of", "attempt", "failures"
 ENQUEUED = "enqueued"
+# a re-evaluation of a config with another proxy seed (`repeats:`, _repeats.py): the first evaluation's trial
+# number and this evaluation's index (1, 2, ...; the first evaluation is index 0 and carries neither)
+REPEAT_OF, REPEAT_INDEX = "repeat_of", "repeat_index"
 TUNE_TRIAL = "tune_trial"  # `<experiment>/<tune trial id>` of a trial run by the ray-tune backend
 
 # constraint keys (value <= 0 feasible)
@@ -58,7 +61,14 @@ def is_failed(status: str) -> bool:
 def retry_attrs(user_attrs: dict[str, Any], number: int, reason: str) -> dict[str, Any]:
     """User attrs for the re-queued copy of trial `number`: attempt count and every failure reason so far."""
     failures = [*list(user_attrs.get(FAILURES, []) or []), f"trial {number}: {reason}"]
-    return {RETRY_OF: number, ATTEMPT: int(user_attrs.get(ATTEMPT, 1)) + 1, FAILURES: failures}
+    return {RETRY_OF: number, ATTEMPT: int(user_attrs.get(ATTEMPT, 1)) + 1, FAILURES: failures,
+            **repeat_attrs(user_attrs)}
+
+
+def repeat_attrs(user_attrs: dict[str, Any]) -> dict[str, Any]:
+    """The repeat keys of a trial, for its re-queued copy: a retried repeat stays a repeat (same seed), else it
+    would be taken for a duplicate of its config's first evaluation."""
+    return {k: user_attrs[k] for k in (REPEAT_OF, REPEAT_INDEX) if k in user_attrs}
 
 
 def started_trials(study: optuna.Study) -> int:

@@ -1,11 +1,18 @@
 """Read a study back: trial records, the Pareto front at full fidelity, hypervolume, knee, selections.
 
 Compute only (no rendering): the CLI, the report and `export` render what these functions return.
+
+A config evaluated more than once (`repeats:` in the space, one proxy seed each; see `_repeats.py`) is one
+point: `config_points` averages its evaluations (AP mean, its sample standard deviation `ap_std`, `n_evals`),
+and the front, its hypervolume, knee and selections are built on those means. `records` stays one record per
+trial with that trial's own (per-seed) AP, as told to Optuna.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+import statistics
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +48,13 @@ class TrialRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None
     message: str = ""
+    duplicate_of: int | None = None  # a copy of that trial's result (the config was proposed again)
+    repeat_of: int | None = None  # a re-evaluation of that trial's config with another seed
+    repeat_index: int = 0
+    # set on the one point per config of `config_points` (the front's): AP over its evaluations
+    ap_std: float | None = None
+    n_evals: int = 1
+    evaluations: list[int] = field(default_factory=list)
 
     @property
     def gflops(self) -> float | None:
@@ -92,8 +106,50 @@ def records(study: optuna.Study) -> list[TrialRecord]:
             values=list(t.values) if t.state == TrialState.COMPLETE and t.values is not None else None,
             config=ua.get(R.CONFIG), metrics=metrics, fingerprint=ua.get(R.FINGERPRINT),
             message=str(ua.get(R.MESSAGE, metrics.get("message", "")) or ""),
+            duplicate_of=ua.get(R.DUPLICATE_OF), repeat_of=ua.get(R.REPEAT_OF),
+            repeat_index=int(ua.get(R.REPEAT_INDEX, 0) or 0),
         ))
     return out
+
+
+def config_groups(recs: list[TrialRecord]) -> list[list[TrialRecord]]:
+    """The evaluations of each config (by fingerprint, in trial order): its `ok` full-fidelity trials. A
+    duplicate only copies a result, so it is no evaluation (unless the config has nothing else)."""
+    groups: dict[str, list[TrialRecord]] = {}
+    for r in recs:
+        if r.on_front_candidate:
+            groups.setdefault(r.fingerprint or f"trial-{r.number}", []).append(r)
+    return [[r for r in g if r.duplicate_of is None] or g[:1] for g in groups.values()]
+
+
+def config_point(group: list[TrialRecord]) -> TrialRecord:
+    """One config's point: its first evaluation, with AP, metrics' `ap` and objective values averaged over the
+    evaluations (FLOPs and params are the same in each), `ap_std`, `n_evals` and the trial numbers."""
+    first = group[0]
+    if len(group) == 1:
+        return replace(first, evaluations=[first.number])
+    aps = [r.ap for r in group if r.ap is not None]
+    ap = statistics.fmean(aps) if aps else None
+    std = statistics.stdev(aps) if len(aps) > 1 else None
+    values = [statistics.fmean(col) for col in zip(*(r.values or [] for r in group), strict=True)]
+    metrics = dict(first.metrics)
+    if ap is not None:
+        metrics.update({"ap": ap, "ap_std": std, "ap_n": len(aps)})
+    return replace(first, ap=ap, values=values, metrics=metrics, ap_std=std, n_evals=len(group),
+                   evaluations=[r.number for r in group])
+
+
+def config_points(recs: list[TrialRecord]) -> list[TrialRecord]:
+    """One point per evaluated config (see `config_point`), in the order of their first evaluations."""
+    return [config_point(g) for g in config_groups(recs)]
+
+
+def ap_label(r: TrialRecord) -> str:
+    """`0.2650 ± 0.0075 (n=3)` for a config evaluated more than once, else `0.2650`."""
+    ap = "-" if r.ap is None else f"{r.ap:.4f}"
+    if r.n_evals > 1 and r.ap_std is not None and math.isfinite(r.ap_std):
+        ap += f" ± {r.ap_std:.4f} (n={r.n_evals})"
+    return ap
 
 
 def study_objectives(study: optuna.Study) -> list[tuple[str, str]]:
@@ -130,11 +186,7 @@ def pareto_front(study: optuna.Study) -> FrontInfo:
     recs = records(study)
     objs = study_objectives(study)
     directions = [d for _, d in objs]
-    cand, seen = [], set()
-    for r in recs:  # one point per architecture: duplicates of a config carry the same values
-        if r.on_front_candidate and r.fingerprint not in seen:
-            cand.append(r)
-            seen.add(r.fingerprint)
+    cand = config_points(recs)  # one point per architecture, repeats averaged
     ref = reference_point(study, cand)
     if not cand:
         return FrontInfo(objs, [], 0.0, ref, None, len(recs), 0)
@@ -177,7 +229,7 @@ def select(front: FrontInfo, spec: str) -> list[TrialRecord]:
         return [max(within, key=lambda r: (r.ap or 0.0, -(r.flops or 0)))]
     if spec.startswith("trial:"):
         n = spec.split(":", 1)[1]
-        hit = [r for r in pts if str(r.number) == n]
+        hit = [r for r in pts if n in {str(x) for x in (r.evaluations or [r.number])}]
         if not hit:
             raise StudyError(f"--select {spec!r}: trial {n} is not on the Pareto front")
         return hit
@@ -190,6 +242,7 @@ def status_summary(study: optuna.Study) -> dict[str, Any]:
     for r in recs:
         by_status[r.status] = by_status.get(r.status, 0) + 1
     front = pareto_front(study)
+    best = max((r for r in front.points if r.ap is not None), key=lambda r: r.ap or 0.0, default=None)
     return {
         "study": study.study_name,
         "n_trials": len(recs),
@@ -198,8 +251,20 @@ def status_summary(study: optuna.Study) -> dict[str, Any]:
         "hypervolume": front.hypervolume,
         "reference_point": front.reference_point,
         "objectives": [{"name": n, "direction": d} for n, d in front.objectives],
-        "best_ap": max((r.ap for r in front.points if r.ap is not None), default=None),
+        "best_ap": None if best is None else best.ap,
+        "best_ap_label": None if best is None else ap_label(best),
+        "repeats": repeats_summary(recs),
         "not_on_front": {k: v for k, v in sorted(by_status.items()) if k != R.OK and k != "running"},
         "evaluator": study.user_attrs.get(R.STUDY_EVALUATOR),
         "sampler": study.user_attrs.get(R.STUDY_SAMPLER),
     }
+
+
+def repeats_summary(recs: list[TrialRecord]) -> dict[str, Any]:
+    """Re-evaluations with other seeds (`repeats:`): trials that are repeats, configs evaluated more than once,
+    and the pooled AP standard deviation over those configs (None before any)."""
+    groups = [g for g in config_groups(recs) if len(g) > 1]
+    ss = sum((len(g) - 1) * statistics.variance([r.ap or 0.0 for r in g]) for g in groups)
+    dof = sum(len(g) - 1 for g in groups)
+    return {"repeat_trials": sum(r.repeat_of is not None for r in recs), "configs_repeated": len(groups),
+            "ap_noise_std": math.sqrt(ss / dof) if dof else None}

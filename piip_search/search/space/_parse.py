@@ -27,6 +27,7 @@ class SpaceParsers(SpaceState):
         self.description = doc.description
         self.trials = doc.trials
         self.max_retries = doc.max_retries
+        self.repeats = doc.repeats
         self.inverted = doc.inverted
         self.fixed = dict(doc.fixed)
         self.task = self.fixed.get("task", "detection")

@@ -38,6 +38,7 @@ from piip_search.search.space._values import (
     _SEARCHED_BRANCH_FIELDS,
     DEFAULT_MAX_RETRIES,
     FLOPS_CONVENTIONS,
+    MAX_REPEATS,
     OBJECTIVES,
     SAMPLER_NAMES,
 )
@@ -174,6 +175,7 @@ class SpaceDocument(Section):
                                         "must be 'builtin:<name>' or 'package.module:function'")] = "builtin:proxy"
     sampler: str | None = None
     max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    repeats: PositiveInt = 1  # evaluations (proxy seeds) a near-front config may get: search/_repeats.py
 
     @model_validator(mode="before")
     @classmethod
@@ -187,6 +189,13 @@ class SpaceDocument(Section):
     def _max_retries(cls, v: int) -> int:
         if v > 20:
             raise rule("must be at most 20 (a config that kills its worker that often is broken)")
+        return v
+
+    @field_validator("repeats")
+    @classmethod
+    def _repeats(cls, v: int) -> int:
+        if v > MAX_REPEATS:
+            raise rule(f"must be at most {MAX_REPEATS} (evaluations of one config, each with its own seed)")
         return v
 
     @field_validator("inverted", mode="before")

@@ -19,6 +19,7 @@ A space file (`search_spaces/default.yaml`, `search_spaces/paper.yaml`) looks li
     evaluator: builtin:proxy
     sampler: tpe
     trials: 200
+    repeats: 3                              # near-front configs get up to 3 proxy seeds (default 1; _repeats.py)
 
 The parameter-inverted rule (`inverted: true`, docs/official-code.md §0, §9): branch 1 has the largest model
 and the lowest resolution; a higher-resolution branch never gets a larger model. Sampling enforces it by
@@ -76,7 +77,8 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
     """A parsed, validated search space. Build with `from_yaml(path)` or `from_dict(data, source=...)`.
 
     Attributes read by the driver: `name`, `objectives` (list of `Objective`), `directions`, `budgets`,
-    `flops_convention`, `proxy`, `evaluator`, `sampler`, `trials`, `fidelity_schedule()`.
+    `flops_convention`, `proxy`, `evaluator`, `sampler`, `trials`, `max_retries`, `repeats`,
+    `fidelity_schedule()`.
     """
 
     def __init__(self, data: Mapping[str, Any], *, source: str = "<space>", check_budgets: bool = True,
@@ -156,6 +158,8 @@ class SearchSpace(SpaceParsers, SpaceFeasibility, SpaceCodec):
             "fidelity": None if self.fidelity is None else dict(self.fidelity),
             "evaluator": self.evaluator, "sampler": self.sampler, "max_retries": self.max_retries,
         })
+        if self.repeats != 1:  # absent at the default, so studies stored before the key resume unchanged
+            out["repeats"] = self.repeats
         return out
 
     def to_yaml(self) -> str:

@@ -15,6 +15,7 @@ class SpaceState:
     description: str | None
     trials: int | None
     max_retries: int
+    repeats: int
     inverted: bool | str
     task: str
     fixed: dict[str, Any]

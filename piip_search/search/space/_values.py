@@ -34,6 +34,7 @@ ATTENTIONS: tuple[str, ...] = ("deformable", "regular")
 
 MAX_CHOICES = 10_000  # per dimension: more can only be a typo in a range
 DEFAULT_MAX_RETRIES = 2  # re-queues of a trial whose worker died before a config is failed for good
+MAX_REPEATS = 10  # evaluations of one config (seeds) at most: `repeats:` (see search/_repeats.py)
 #: Fixed branch fields the search itself sets (always), and fixed fields that cannot apply to sampled configs.
 _SEARCHED_BRANCH_FIELDS = ("model", "embed_dim", "depth", "num_heads", "resolution")
 _FORBIDDEN_FIXED = {"name": "every sampled config gets its own name", "provenance": "written by `export`",
