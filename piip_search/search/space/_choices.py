@@ -22,6 +22,10 @@ from piip_search._validation import rule
 from piip_search.config import DIRECTIONS, PATCH_SIZE, PRESET_ORDER
 from piip_search.search.space._values import ATTENTIONS, MAX_CHOICES
 
+# Size bounds: a value past them can only be a mistake (PIIPConfig's own bounds; the official PIIP uses up to 4
+# branches, 3200 wide, 48 deep, 1792 px).
+MAX_BRANCHES, MAX_WIDTH, MAX_DEPTH, MAX_RESOLUTION, MAX_WINDOW = 8, 16384, 256, 8192, 1024
+
 
 class Choices(NamedTuple):
     values: tuple[Any, ...]
@@ -38,6 +42,7 @@ class IntRange(Section):
     on high can use it)."""
 
     STEP_MULTIPLE: ClassVar[int] = 1
+    MAXIMUM: ClassVar[int | None] = None  # a value past it can only be a typo (the size bounds of PIIPConfig)
     low: int = Field(ge=1)
     step: int = Field(default=1, ge=1)
     high: int = Field(ge=1)
@@ -57,6 +62,8 @@ class IntRange(Section):
             return v
         if v < low:
             raise rule(f"must be >= low={low}")
+        if cls.MAXIMUM is not None and v > cls.MAXIMUM:
+            raise rule(f"must be <= {cls.MAXIMUM}")
         if (v - low) % step:
             raise rule(f"high - low must be a multiple of step={step} (low={low})")
         if (v - low) // step >= MAX_CHOICES:
@@ -66,6 +73,7 @@ class IntRange(Section):
 
 class ResolutionRange(IntRange):
     STEP_MULTIPLE: ClassVar[int] = PATCH_SIZE
+    MAXIMUM: ClassVar[int | None] = MAX_RESOLUTION
     low: int = Field(ge=PATCH_SIZE, multiple_of=PATCH_SIZE)
     step: int = Field(default=PATCH_SIZE, ge=1)
     high: int = Field(ge=PATCH_SIZE)
@@ -124,21 +132,34 @@ def _global_is_none(v: Any) -> Any:
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
-Resolution = Annotated[int, Field(ge=PATCH_SIZE, multiple_of=PATCH_SIZE)]
-Window = Annotated[PositiveInt | None, BeforeValidator(_global_is_none)]
+Resolution = Annotated[int, Field(ge=PATCH_SIZE, multiple_of=PATCH_SIZE, le=MAX_RESOLUTION)]
+Window = Annotated[Annotated[int, Field(ge=1, le=MAX_WINDOW)] | None, BeforeValidator(_global_is_none)]
+
+
+def bounded_ints(maximum: int) -> Any:
+    """Choices of integers in [1, maximum], as a list, one value or a range."""
+    upto = type(f"IntRangeTo{maximum}", (IntRange,), {"MAXIMUM": maximum, "__module__": __name__})
+    return choices(Annotated[int, Field(ge=1, le=maximum)], upto)
+
 Preset = Annotated[Literal[PRESET_ORDER], BeforeValidator(_preset_name)]  # type: ignore[valid-type]
 Direction = Literal[DIRECTIONS]  # type: ignore[valid-type]
 Attention = Literal[ATTENTIONS]  # type: ignore[valid-type]
 
 if TYPE_CHECKING:  # what validation yields; the runtime types below also say how it is read
-    IntChoices: TypeAlias = Choices
+    BranchCounts: TypeAlias = Choices
+    Widths: TypeAlias = Choices
+    Depths: TypeAlias = Choices
+    InteractionCounts: TypeAlias = Choices
     ResolutionChoices: TypeAlias = Choices
     WindowList: TypeAlias = Choices
     PresetList: TypeAlias = Choices
     DirectionList: TypeAlias = Choices
     AttentionList: TypeAlias = Choices
 else:
-    IntChoices = choices(PositiveInt, IntRange)
+    BranchCounts = bounded_ints(MAX_BRANCHES)
+    Widths = bounded_ints(MAX_WIDTH)
+    Depths = bounded_ints(MAX_DEPTH)
+    InteractionCounts = bounded_ints(MAX_DEPTH)  # spread over a branch's blocks: at most its depth
     ResolutionChoices = choices(Resolution, ResolutionRange)
     WindowList = choices(Window)
     PresetList = choices(Preset)

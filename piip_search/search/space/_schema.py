@@ -24,13 +24,16 @@ from piip_search.config._architecture import BranchConfig, InteractionConfig
 from piip_search.search._fidelity import geometric_rungs
 from piip_search.search.space._choices import (
     AttentionList,
+    BranchCounts,
     Choices,
+    Depths,
     DirectionList,
-    IntChoices,
+    InteractionCounts,
     PositiveInt,
     PresetList,
     ResolutionChoices,
     Section,
+    Widths,
     WindowList,
 )
 from piip_search.search.space._values import (
@@ -50,10 +53,10 @@ __all__ = ["Choices", "SpaceDocument"]
 class ModelDims(Section):
     """Explicit branch models: every width x depth, with heads from `head_dim` or a fixed `num_heads`."""
 
-    embed_dim: IntChoices
-    depth: IntChoices
-    head_dim: PositiveInt | None = None
-    num_heads: PositiveInt | None = None
+    embed_dim: Widths
+    depth: Depths
+    head_dim: Annotated[int, Field(ge=1, le=1024)] | None = None
+    num_heads: Annotated[int, Field(ge=1, le=1024)] | None = None
 
     @model_validator(mode="after")
     def _heads(self) -> ModelDims:
@@ -92,14 +95,14 @@ else:
 
 
 class Branches(Section):
-    count: IntChoices
+    count: BranchCounts
     models: ModelsField
     resolutions: ResolutionChoices
     window_size: WindowField = None
 
 
 class Interactions(Section):
-    count: IntChoices | None = None
+    count: InteractionCounts | None = None
     direction: DirectionList | None = None
     attention: AttentionList | None = None
 

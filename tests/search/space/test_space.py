@@ -385,3 +385,14 @@ def test_name_defaults_to_the_file_stem_and_proxy_settings_are_checked(tmp_path)
     f.write_text(yaml.safe_dump(data | {"proxy": {"iters": 60, "colour": "red"}}))
     with pytest.raises(SearchSpaceError, match=r"mine.yaml: proxy: unknown setting\(s\) \['colour'\]"):
         SearchSpace.from_yaml(f)
+
+
+@pytest.mark.parametrize(("path", "value", "match"), [
+    ("branches.count", 10**12, r"branches.count: must be <= 8, got 1000000000000"),
+    ("branches.count", {"low": 2, "high": 10**6}, r"branches.count.high: must be <= 8"),
+    ("branches.models.depth", [2, 1000], r"branches.models.depth\[1\]: must be <= 256, got 1000"),
+    ("branches.resolutions", [64, 16 * 10**6], r"branches.resolutions\[1\]: must be <= 8192"),
+])
+def test_sizes_that_can_only_be_mistakes_are_refused_quickly(path, value, match):
+    with pytest.raises(SearchSpaceError, match=match):
+        SearchSpace.from_dict(_with(BASE, path, value), source="test.yaml")
