@@ -7,7 +7,7 @@ study has fewer than `switch_at` COMPLETE trials, TPE from then on. The choice i
 `before_trial`) and every later call for that trial goes to the same sampler; once switched, the study is not
 counted again.
 
-The `tpe` sampler is `CachedTPESampler` (in `_optuna_internals.py`, since it reuses TPE's private parts).
+The `tpe` sampler is `CachedTPESampler` (in `_optuna_internals/_tpe.py`, since it reuses TPE's private parts).
 
 Samplers are chosen by name from `SAMPLERS` (a registry): adding one is registering a factory `seed -> sampler`.
 """
