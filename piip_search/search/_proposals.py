@@ -1,6 +1,7 @@
 """A proposal queue: while GP samples, one worker at a time proposes configs for all, the others evaluate.
 
-A GP ask costs ~1 s of CPU at tens of trials (`_optuna_internals/_gp_batch.py`); eight workers of a 3 s evaluator that each ask for
+A GP ask costs ~1 s of CPU at tens of trials (`_optuna_internals/_gp_batch.py`); eight workers of a 3 s evaluator
+that each ask for
 themselves spend more CPU than a 2-core machine has, and reached 0.44 of linear throughput. With the queue, a
 worker about to ask first looks at the study's queue (WAITING trials): when it holds less than one config per
 active worker (half its target of two), the worker that takes the study's proposer lock fits GP once on a copy of the
