@@ -1,16 +1,15 @@
 """A proposal queue: while GP samples, one worker at a time proposes configs for all, the others evaluate.
 
 A GP ask costs ~1 s of CPU at tens of trials (`_optuna_internals/_gp_batch.py`); eight workers of a 3 s evaluator
-that each ask for
-themselves spend more CPU than a 2-core machine has, and reached 0.44 of linear throughput. With the queue, a
-worker about to ask first looks at the study's queue (WAITING trials): when it holds less than one config per
-active worker (half its target of two), the worker that takes the study's proposer lock fits GP once on a copy of the
-study (pending trials included, which GP's q-EHVI accounts for) and enqueues the chosen config and the other
-distinct local maxima of the acquisition function and then its best random points
-(`BatchGPSampler.last_alternatives`), up to two per active worker. Every worker then `ask`s as
-before, and Optuna hands out queued trials first (each to one worker: the
-storage moves it from WAITING to RUNNING once). Proposals are ordinary enqueued trials with a `proposal` user
-attribute, so crashes, retries and duplicate checks treat them like any other trial.
+that each ask for themselves spend more CPU than a 2-core machine has, and reached 0.44 of linear throughput. With
+the queue, a worker about to ask first looks at the study's queue (WAITING trials): when it holds less than one
+config per active worker (half its target of two), the worker that takes the study's proposer lock fits GP once on
+a copy of the study (pending trials included, which GP's q-EHVI accounts for) and enqueues the chosen config and
+the other distinct local maxima of the acquisition function and then its best random points
+(`BatchGPSampler.last_alternatives`), up to two per active worker. Every worker then `ask`s as before, and Optuna
+hands out queued trials first (each to one worker: the storage moves it from WAITING to RUNNING once). Proposals
+are ordinary enqueued trials with a `proposal` user attribute, so crashes, retries and duplicate checks treat them
+like any other trial.
 
 - Lock: `flock` on `<journal>.proposer.lock` for a journal file, `pg_try_advisory_lock` for PostgreSQL. Both are
   released by the kernel/server when their holder dies, so a killed proposer's lock is taken over at once.
