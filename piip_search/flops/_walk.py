@@ -7,6 +7,7 @@ windowed qkv see, and the closed form of deformable sampling.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,8 +27,15 @@ class Terms:
 
 
 def branch_parts(cfg: PIIPConfig, i: int, terms: Terms) -> list[Part]:
-    b = cfg.branches[i]
-    cls_task = cfg.task == "classification"
+    mod, attn = _branch_cost(cfg.branches[i], cfg.task == "classification", terms)
+    name = f"branch{i + 1}"
+    return [Part(name, mod.params, mod.flops, "module"), Part(f"{name}.attention", 0, attn, "formula")]
+
+
+@functools.lru_cache(maxsize=4096)
+def _branch_cost(b: BranchConfig, cls_task: bool, terms: Terms) -> tuple[t.Cost, int]:
+    """A branch's module cost and attention-matmul FLOPs: a function of the branch alone, so searches that
+    count thousands of candidates built from a few branch shapes walk each shape's blocks once."""
     d, g = b.embed_dim, b.grid
     n = g * g
     n_tok = n + 1 if cls_task else n  # the cls token runs through the blocks
@@ -45,8 +53,7 @@ def branch_parts(cfg: PIIPConfig, i: int, terms: Terms) -> list[Part]:
         else:
             mod += t.block(d, b.mlp_hidden, bt, n_tok, terms.rules, terms.window_qkv(b, ws, n_tok))
             attn += t.attention_matmuls(terms.window_queries(t.padded_tokens(g, ws), n), ws * ws, d)
-    name = f"branch{i + 1}"
-    return [Part(name, mod.params, mod.flops, "module"), Part(f"{name}.attention", 0, attn, "formula")]
+    return mod, attn
 
 
 def interaction_parts(cfg: PIIPConfig, terms: Terms) -> list[Part]:
