@@ -21,8 +21,9 @@ says in a millisecond. This sampler chooses a whole config per trial:
 5. **Cost past 1,000 trials.** The GP sees at most `max_train` points (`training_subset`): the half nearest the
    observed front (what EHVI compares against) plus a cost-stratified sample of the rest (so the model still
    knows the poor regions), because an exact GP's fit grows with the cube of its data. Kernel hyperparameters
-   are refitted only when the data grew by `refit_growth` (and always below `refit_always_below` points),
-   warm-started from the last fit; in between they are reused, so such an ask costs one Cholesky. Finished
+   are fitted on an even sample of at most `max_fit` of those, refitted only when the data grew by
+   `refit_growth` (and always below `refit_always_below` points), warm-started from the last fit; in between
+   they are reused, so such an ask costs one Cholesky. Finished
    trials are read once (cached by trial id) and a trial told its GFLOPs is not counted again.
 
 Optuna's define-by-run API asks one parameter at a time; the config is chosen in `sample_relative` (called when
@@ -164,7 +165,7 @@ class KnownCostSampler(BaseSampler):
 
     def __init__(self, space: Any, *, seed: int | None = None, n_startup_trials: int = 8,
                  n_fresh: int = 256, n_neighbours: int = 512, ap_ref: float = 0.0,
-                 refit_growth: float = 1.15, refit_always_below: int = 60, max_train: int = 200,
+                 refit_growth: float = 1.15, refit_always_below: int = 60, max_train: int = 200, max_fit: int = 128,
                  count_fn: Callable[[PIIPConfig], tuple[int, int]] | None = None) -> None:
         names = [o.name for o in space.objectives]
         unknown = [i for i, n in enumerate(names) if n not in _KNOWN]
@@ -178,7 +179,7 @@ class KnownCostSampler(BaseSampler):
         self._seed = seed
         self.n_startup_trials, self.n_fresh, self.n_neighbours = n_startup_trials, n_fresh, n_neighbours
         self.ap_ref, self.refit_growth, self.refit_always_below = ap_ref, refit_growth, refit_always_below
-        self.max_train = max_train
+        self.max_train, self.max_fit = max_train, max_fit
         if count_fn is None:
             from piip_search.search._driver import _default_flops_fn
 
@@ -300,13 +301,16 @@ class KnownCostSampler(BaseSampler):
         """A GP on (X, y); hyperparameters refitted (warm-started) only when `n_data` grew (class docstring)."""
         cached, n_fit = self._gp_params if self._gp_params is not None else (None, 0)
         refit = cached is None or n_data < self.refit_always_below or n_data >= n_fit * self.refit_growth
-        if refit:
-            reg = gp.fit_kernel_params(X=X, Y=y, is_categorical=np.zeros(X.shape[1], bool),
-                                       log_prior=prior.default_log_prior, minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
-                                       deterministic_objective=False, gpr_cache=cached)
-            self._gp_params = (reg, n_data)
-            return reg
-        assert cached is not None  # refit is False only with fitted kernel parameters
+        if refit:  # hyperparameters from an even sample of at most `max_fit` rows: the fit's cost jumps past ~150
+            rows = np.linspace(0, len(y) - 1, min(len(y), self.max_fit)).round().astype(int)
+            cached = gp.fit_kernel_params(X=X[rows], Y=y[rows], is_categorical=np.zeros(X.shape[1], bool),
+                                          log_prior=prior.default_log_prior,
+                                          minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
+                                          deterministic_objective=False, gpr_cache=cached)
+            self._gp_params = (cached, n_data)
+            if len(rows) == len(y):
+                return cached
+        assert cached is not None  # fitted above or cached
         reg = gp.GPRegressor(torch.zeros(X.shape[1], dtype=torch.bool), torch.from_numpy(X), torch.from_numpy(y),
                              cached.inverse_squared_lengthscales, cached.kernel_scale, cached.noise_var)
         reg._cache_matrix()
