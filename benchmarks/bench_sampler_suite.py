@@ -271,15 +271,18 @@ def run_tabular(done, have, args) -> None:
     from bench_tabular_proxy import SUBSPACE
 
     space = SearchSpace.from_dict(SUBSPACE, source="tabular", check_budgets=False)
-    rows = [json.loads(line) for line in TABULAR.read_text().splitlines()]
+    rows = [json.loads(line) for line in TABULAR.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("status", "ok") == "ok" and r.get("ap") is not None]
     tab, aps = {}, {}
     for r in rows:
         cfg = space.config_from_params(r["params"])
         tab[cfg.fingerprint()] = (r["gflops"], r["params_m"], _terms(cfg), r["params"])
         aps[cfg.fingerprint()] = r["ap"]
-    # the measured rows only: the space is cut down to what was measured (a config not measured is
-    # infeasible, above the budget)
-    space.budgets = type(space.budgets)(max_gflops=1.01 * max(v[0] for v in tab.values()))
+    # the measured rows only: the budget sits just above the costliest measured config, and a config not
+    # measured is infeasible (counted above the budget)
+    budget = 1.01 * max(v[0] for v in tab.values())
+    space = SearchSpace.from_dict({**SUBSPACE, "budgets": {"max_gflops": budget}}, source="tabular",
+                                  check_budgets=False)
     full = {}
     for p in enumerate_space(space):
         cfg = space.config_from_params(p)
