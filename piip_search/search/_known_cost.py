@@ -50,10 +50,19 @@ from scipy.stats import norm
 from piip_search.config import DIRECTIONS, PIIPConfig
 from piip_search.errors import SearchSpaceError
 
-__all__ = ["KnownCostSampler", "expected_hvi", "front_staircase", "training_subset"]
+__all__ = ["KnownCostSampler", "expected_hvi", "front_staircase", "supports", "training_subset"]
 
 _ATTENTIONS = ("deformable", "regular")
 _KNOWN = ("flops", "params")
+
+
+def supports(space: Any) -> bool:
+    """Whether the space's objectives are one counted (flops or params, minimised) and one measured, maximised."""
+    names = [o.name for o in space.objectives]
+    unknown = [i for i, n in enumerate(names) if n not in _KNOWN]
+    return (len(names) == 2 and len(unknown) == 1 and names[1 - unknown[0]] in _KNOWN
+            and space.objectives[unknown[0]].direction == "maximize"
+            and space.objectives[1 - unknown[0]].direction == "minimize")
 
 
 # ---- closed-form 2-D EHVI --------------------------------------------------------------------------------
@@ -169,7 +178,7 @@ class KnownCostSampler(BaseSampler):
                  count_fn: Callable[[PIIPConfig], tuple[int, int]] | None = None) -> None:
         names = [o.name for o in space.objectives]
         unknown = [i for i, n in enumerate(names) if n not in _KNOWN]
-        if len(names) != 2 or len(unknown) != 1 or space.objectives[unknown[0]].direction != "maximize":
+        if not supports(space):
             raise SearchSpaceError(f"{space.source}: sampler: known-cost needs two objectives, one counted "
                                    f"(flops or params, minimised) and one measured and maximised (e.g. ap), "
                                    f"got {names}")
