@@ -22,10 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from piip_search.search.space import SearchSpace  # noqa: E402
-
 from piip_search.flops import count  # noqa: E402
 from piip_search.search._evaluators import EvalContext, resolve_evaluator  # noqa: E402
+from piip_search.search.space import SearchSpace  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "data" / "tabular_proxy.jsonl"
 SUBSPACE = {
