@@ -215,11 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--summarise", nargs="*", default=None, help="only print the table of these result files")
+    ap.add_argument("--compact", action="store_true", help="with --summarise: one row per objective")
     args = ap.parse_args(argv)
     if args.summarise is not None:
         runs = {(r["space"], r["objective"], r["sampler"], r["seed"], r["trials"]): r
                 for f in args.summarise for r in json.loads(Path(f).read_text())["runs"]}  # the same run once
-        summarise({"runs": list(runs.values())})
+        (compact if args.compact else summarise)({"runs": list(runs.values())})
         return 0
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -328,6 +329,37 @@ def summarise(done) -> None:
             ok = sum(h < math.inf for h in hits)
             cells.append(f"{med if med < math.inf else f'>{n}'} ({ok}/{len(rs)})")
         print(f"| {sp} | {ob} | {sa} | {len(rs)} | " + " | ".join(cells) + " |")
+
+
+
+ORDER = ("known-cost", "gp-tpe", "random", "optuna-gp", "optuna-tpe", "optuna-nsga2")
+
+
+def _cell(rs: list, what: str) -> str:
+    n = min(len(r["curve"]) for r in rs)
+    if what == "hv":
+        med = [statistics.median([r["curve"][c - 1] for r in rs if len(r["curve"]) >= c]) for c in (100, 200)
+               if any(len(r["curve"]) >= c for r in rs)]
+        return " / ".join(f"{m:.3f}" for m in med) + f" ({min(r['curve'][n - 1] for r in rs):.3f}) x{len(rs)}"
+    out = []
+    for tgt in (0.95, 0.98):
+        med = statistics.median_high([first_at(r["curve"], tgt) or math.inf for r in rs])
+        out.append(str(med) if med < math.inf else f">{n}")
+    return " / ".join(out)
+
+
+def compact(done) -> None:
+    """Two tables, one row per (space, objective): median HV at 100 / 200 trials (worst seed at the last
+    checkpoint) x seeds; median trials to 0.95 / 0.98 (a seed that never got there counts as slowest)."""
+    groups: dict[tuple, dict[str, list]] = {}
+    for r in done["runs"]:
+        groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
+    samplers = [s for s in ORDER if any(s in g for g in groups.values())]
+    for what, title in (("hv", "HV@100 / HV@200 (worst seed) x seeds"), ("to", "trials to 0.95 / 0.98")):
+        print(f"\n{title}\n\n| space | objective | " + " | ".join(samplers) + " |")
+        print("|---|---|" + "---|" * len(samplers))
+        for (sp, ob), g in sorted(groups.items()):
+            print(f"| {sp} | {ob} | " + " | ".join(_cell(g[s], what) if s in g else "-" for s in samplers) + " |")
 
 
 if __name__ == "__main__":
