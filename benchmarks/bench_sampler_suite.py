@@ -297,7 +297,7 @@ def run_tabular(done, have, args) -> None:
     n_front = int(pareto_mask(pts, DIRS).sum())
     for sampler in args.samplers.split(","):
         for seed in range(args.seed_from, args.seeds):
-            key = ("tabular-sub", "tabular", sampler, seed, args.trials)
+            key = ("tabular-sub", f"tabular ({len(rows)} measured)", sampler, seed, args.trials)  # as stored
             if key in have:
                 continue
             curve = hv_fractions(run_one(space, full, ap_of, sampler, seed, args.trials, 0.0), ref, true_hv)
