@@ -1,8 +1,9 @@
 """The samplers by name, and the default ("auto"): `known-cost` where the space allows it, else `gp-tpe`.
 
 `auto` is `known-cost` (`_known_cost.py`: AP modelled alone, FLOPs/params counted exactly) whenever the space's
-objectives are one counted cost and one measured, maximised metric: it beat every other sampler on every
-objective of benchmarks/bench_sampler_suite.py (README, "Sampler suite"). Other objective sets (three
+objectives are one counted cost and one measured, maximised metric: it had the highest median hypervolume at
+50/100/200 trials on the objectives of benchmarks/bench_sampler_suite.py but plateau + cliff, where every
+sampler is within 0.01 of the front (README, "Sampler suite"). Other objective sets (three
 objectives, two measured ones, a minimised metric) get `gp-tpe`, the previous default, below.
 
 `gp-tpe`: Optuna's GPSampler for the first trials, multivariate TPE after. GP found the `paper.yaml` front
