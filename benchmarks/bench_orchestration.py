@@ -77,9 +77,11 @@ def run_one(storage_kind: str, pg: str | None, sampler: str, n_workers: int, arg
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="N = 1 and 8, samplers auto and auto-noqueue only")
+    ap.add_argument("--quick", action="store_true", help="N = 1 and 8 only (samplers auto and auto-noqueue "
+                    "unless --samplers is given)")
     ap.add_argument("--storages", nargs="+", default=["journal", "postgres"], choices=["journal", "postgres"])
-    ap.add_argument("--samplers", nargs="+", default=["auto", "auto-noqueue", "tpe", "random"])
+    ap.add_argument("--samplers", nargs="+", default=None, help="default: auto auto-noqueue tpe random "
+                    "(--quick: auto auto-noqueue)")
     ap.add_argument("--workers", nargs="+", type=int, default=[1, 2, 4, 8])
     ap.add_argument("--per-worker", type=int, default=10)
     ap.add_argument("--prefill", type=int, default=12)
@@ -87,7 +89,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "orchestration.json"))
     args = ap.parse_args()
     if args.quick:
-        args.workers, args.samplers = [1, 8], ["auto", "auto-noqueue"]
+        args.workers, args.samplers = [1, 8], args.samplers or ["auto", "auto-noqueue"]
+    args.samplers = args.samplers or ["auto", "auto-noqueue", "tpe", "random"]
     if 1 not in args.workers:
         args.workers = [1, *args.workers]
     pg = postgres_url() if "postgres" in args.storages else None

@@ -12,7 +12,8 @@ the unused ones are ignored). Reported: HV fraction at 25/50/100/200 trials (med
 trials to 0.95 / 0.98.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_sampler_suite.py [--spaces tiny,paper-like]
-        [--objectives capacity,...] [--samplers known-cost,random,...] [--seeds 5] [--trials 200]
+        [--objectives capacity,...] [--samplers known-cost,random,...] [--seeds 5] [--seed-from 0]
+        [--trials 200] [--out FILE]   (resumable: runs already in FILE are skipped)
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import optuna  # noqa: E402
 
 from piip_search.flops import count  # noqa: E402
 from piip_search.search import SearchSpace, hypervolume, pareto_mask  # noqa: E402
+from piip_search.search._known_cost import KnownCostSampler  # noqa: E402
 from piip_search.search._samplers import make_sampler  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sampler_suite.json"
@@ -151,6 +153,18 @@ def naive_params(trial, space: SearchSpace) -> dict[str, Any]:
     return {k: trial.suggest_categorical(k, list(v)) for k, v in space.dimensions().items()}
 
 
+def _ours(name: str, seed: int, space: SearchSpace, tab) -> optuna.samplers.BaseSampler:
+    """Our sampler by name; known-cost counts by table lookup (the same exact counts, 15x less benchmark CPU)."""
+    if name != "known-cost":
+        return make_sampler(name, seed, space=space)
+
+    def lookup(cfg):
+        gflops, params_m = tab[cfg.fingerprint()][:2]
+        return int(gflops * 1e9), int(params_m * 1e6)
+
+    return KnownCostSampler(space, seed=seed, count_fn=lookup)
+
+
 def run_one(space, tab, ap_of, sampler: str, seed: int, n_trials: int, noise: float) -> list[tuple]:
     naive = sampler.startswith("optuna-")
     name = sampler.removeprefix("optuna-")
@@ -159,7 +173,7 @@ def run_one(space, tab, ap_of, sampler: str, seed: int, n_trials: int, noise: fl
         s = (optuna.samplers.GPSampler(seed=seed) if name == "gp" else
              optuna.samplers.TPESampler(seed=seed) if name == "tpe" else
              optuna.samplers.NSGAIISampler(seed=seed) if name == "nsga2" else
-             None) if naive else make_sampler(name, seed, space=space)
+             None) if naive else _ours(name, seed, space, tab)
     study = optuna.create_study(directions=list(DIRS), sampler=s)
     rng = np.random.default_rng(seed)
     points = []
@@ -197,14 +211,16 @@ def main(argv: list[str] | None = None) -> int:
                     "tabular")
     ap.add_argument("--samplers", default="known-cost,random,auto,optuna-gp,optuna-tpe,optuna-nsga2")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed-from", type=int, default=0, help="run seeds seed-from..seeds-1 (breadth first)")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--summarise", nargs="*", default=None, help="only print the table of these result files")
+    ap.add_argument("--compact", action="store_true", help="with --summarise: one row per objective")
     args = ap.parse_args(argv)
     if args.summarise is not None:
         runs = {(r["space"], r["objective"], r["sampler"], r["seed"], r["trials"]): r
                 for f in args.summarise for r in json.loads(Path(f).read_text())["runs"]}  # the same run once
-        summarise({"runs": list(runs.values())})
+        (compact if args.compact else summarise)({"runs": list(runs.values())})
         return 0
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -236,7 +252,7 @@ def run_objective(done, have, args, sname, space, tab, oname, ap_of, noise) -> N
     true_hv = hypervolume(pts[pareto_mask(pts, DIRS)], ref, DIRS)
     n_front = int(pareto_mask(pts, DIRS).sum())
     for sampler in args.samplers.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.seed_from, args.seeds):
             key = (sname, oname, sampler, seed, args.trials)
             if key in have:
                 continue
@@ -256,15 +272,18 @@ def run_tabular(done, have, args) -> None:
     from bench_tabular_proxy import SUBSPACE
 
     space = SearchSpace.from_dict(SUBSPACE, source="tabular", check_budgets=False)
-    rows = [json.loads(line) for line in TABULAR.read_text().splitlines()]
+    rows = [json.loads(line) for line in TABULAR.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("status", "ok") == "ok" and r.get("ap") is not None]
     tab, aps = {}, {}
     for r in rows:
         cfg = space.config_from_params(r["params"])
         tab[cfg.fingerprint()] = (r["gflops"], r["params_m"], _terms(cfg), r["params"])
         aps[cfg.fingerprint()] = r["ap"]
-    # the measured rows only: the space is cut down to what was measured (a config not measured is
-    # infeasible, above the budget)
-    space.budgets = type(space.budgets)(max_gflops=1.01 * max(v[0] for v in tab.values()))
+    # the measured rows only: the budget sits just above the costliest measured config, and a config not
+    # measured is infeasible (counted above the budget)
+    budget = 1.01 * max(v[0] for v in tab.values())
+    space = SearchSpace.from_dict({**SUBSPACE, "budgets": {"max_gflops": budget}}, source="tabular",
+                                  check_budgets=False)
     full = {}
     for p in enumerate_space(space):
         cfg = space.config_from_params(p)
@@ -277,8 +296,8 @@ def run_tabular(done, have, args) -> None:
     true_hv = hypervolume(pts[pareto_mask(pts, DIRS)], ref, DIRS)
     n_front = int(pareto_mask(pts, DIRS).sum())
     for sampler in args.samplers.split(","):
-        for seed in range(args.seeds):
-            key = ("tabular-sub", "tabular", sampler, seed, args.trials)
+        for seed in range(args.seed_from, args.seeds):
+            key = ("tabular-sub", f"tabular ({len(rows)} measured)", sampler, seed, args.trials)  # as stored
             if key in have:
                 continue
             curve = hv_fractions(run_one(space, full, ap_of, sampler, seed, args.trials, 0.0), ref, true_hv)
@@ -310,6 +329,37 @@ def summarise(done) -> None:
             ok = sum(h < math.inf for h in hits)
             cells.append(f"{med if med < math.inf else f'>{n}'} ({ok}/{len(rs)})")
         print(f"| {sp} | {ob} | {sa} | {len(rs)} | " + " | ".join(cells) + " |")
+
+
+
+ORDER = ("known-cost", "gp-tpe", "random", "optuna-gp", "optuna-tpe", "optuna-nsga2")
+
+
+def _cell(rs: list, what: str) -> str:
+    n = min(len(r["curve"]) for r in rs)
+    if what == "hv":
+        med = [statistics.median([r["curve"][c - 1] for r in rs if len(r["curve"]) >= c]) for c in (100, 200)
+               if any(len(r["curve"]) >= c for r in rs)]
+        return " / ".join(f"{m:.3f}" for m in med) + f" ({min(r['curve'][n - 1] for r in rs):.3f}) x{len(rs)}"
+    out = []
+    for tgt in (0.95, 0.98):
+        med = statistics.median_high([first_at(r["curve"], tgt) or math.inf for r in rs])
+        out.append(str(med) if med < math.inf else f">{n}")
+    return " / ".join(out)
+
+
+def compact(done) -> None:
+    """Two tables, one row per (space, objective): median HV at 100 / 200 trials (worst seed at the last
+    checkpoint) x seeds; median trials to 0.95 / 0.98 (a seed that never got there counts as slowest)."""
+    groups: dict[tuple, dict[str, list]] = {}
+    for r in done["runs"]:
+        groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
+    samplers = [s for s in ORDER if any(s in g for g in groups.values())]
+    for what, title in (("hv", "HV@100 / HV@200 (worst seed) x seeds"), ("to", "trials to 0.95 / 0.98")):
+        print(f"\n{title}\n\n| space | objective | " + " | ".join(samplers) + " |")
+        print("|---|---|" + "---|" * len(samplers))
+        for (sp, ob), g in sorted(groups.items()):
+            print(f"| {sp} | {ob} | " + " | ".join(_cell(g[s], what) if s in g else "-" for s in samplers) + " |")
 
 
 if __name__ == "__main__":

@@ -7,19 +7,24 @@ says in a millisecond. This sampler chooses a whole config per trial:
    changed: a branch's model or resolution one step, a branch added or removed, the interaction count,
    direction or attention). Every candidate's FLOPs/params are counted exactly (cached); candidates over a
    budget, already evaluated or pending on another trial are dropped *before* scoring.
-2. **Surrogate of AP only.** A Gaussian process with per-dimension (ARD) Matern-5/2 length scales and a fitted
-   noise term (Optuna's own GP code, `optuna._gp`, which GPSampler uses) on a fixed-length encoding of the
-   whole config: branches in order with absent ones padded by zeros, each with presence, log-width, depth,
-   log-resolution and window/grid; branch count, interaction count, direction and attention one-hot, and
-   log-FLOPs as a feature (AP is smooth in cost). A GP rather than a tree ensemble because EHVI needs a
-   variance that grows away from the data; a tree ensemble was not measured against it (not yet done).
+2. **Surrogate of AP only.** A Gaussian process with per-dimension (ARD) Matern-5/2 length scales and a fitted noise
+   term (Optuna's own GP code, which GPSampler uses, through `_optuna_internals/_gp_fit.py`) on a fixed-length
+   encoding of the whole config: branches in order with absent ones padded by zeros, each with presence, log-width,
+   depth, log-resolution and window/grid; branch count, interaction count, direction and attention one-hot, and log-
+   FLOPs as a feature (AP is smooth in cost). A GP rather than a tree ensemble because EHVI needs a variance that
+   grows away from the data; a tree ensemble was not measured against it (not yet done).
 3. **Acquisition.** Expected hypervolume improvement in (GFLOPs, AP) with FLOPs exact and AP Gaussian, in
    closed form over the 2-D front staircase (`expected_hvi`, tested against Monte Carlo). The reference point
    is (FLOPs budget, `ap_ref`).
 4. **Parallel workers.** Pending (RUNNING) trials are fantasised at their posterior mean (kriging believer):
-   they join the GP's data and the front, so concurrent asks spread out. Kernel hyperparameters are refitted
-   only when the data grew by `refit_growth` (and always below `refit_always_below` points); in between the
-   cached hyperparameters are reused, so an ask at 1,000 trials costs one Cholesky, not an optimisation.
+   they join the GP's data and the front, so concurrent asks spread out.
+5. **Cost past 1,000 trials.** The GP sees at most `max_train` points (`training_subset`): the half nearest the
+   observed front (what EHVI compares against) plus a cost-stratified sample of the rest (so the model still
+   knows the poor regions), because an exact GP's fit grows with the cube of its data. Kernel hyperparameters
+   are fitted on an even sample of at most `max_fit` of those, refitted only when the data grew by
+   `refit_growth` (and always below `refit_always_below` points), warm-started from the last fit; in between
+   they are reused, so such an ask costs one Cholesky. Finished
+   trials are read once (cached by trial id) and a trial told its GFLOPs is not counted again.
 
 Optuna's define-by-run API asks one parameter at a time; the config is chosen in `sample_relative` (called when
 a trial is created) and `sample_independent` then returns each of its draws, so every storage, worker, backend
@@ -42,11 +47,21 @@ from scipy.stats import norm
 
 from piip_search.config import DIRECTIONS, PIIPConfig
 from piip_search.errors import SearchSpaceError
+from piip_search.search._optuna_internals import GPModel, fit_kernel, trial_id_of
 
-__all__ = ["KnownCostSampler", "expected_hvi", "front_staircase"]
+__all__ = ["KnownCostSampler", "expected_hvi", "front_staircase", "supports", "training_subset"]
 
 _ATTENTIONS = ("deformable", "regular")
 _KNOWN = ("flops", "params")
+
+
+def supports(space: Any) -> bool:
+    """Whether the space's objectives are one counted (flops or params, minimised) and one measured, maximised."""
+    names = [o.name for o in space.objectives]
+    unknown = [i for i, n in enumerate(names) if n not in _KNOWN]
+    return (len(names) == 2 and len(unknown) == 1 and names[1 - unknown[0]] in _KNOWN
+            and space.objectives[unknown[0]].direction == "maximize"
+            and space.objectives[1 - unknown[0]].direction == "minimize")
 
 
 # ---- closed-form 2-D EHVI --------------------------------------------------------------------------------
@@ -95,6 +110,23 @@ def expected_hvi(cost: np.ndarray, mu: np.ndarray, sd: np.ndarray, front_cost: n
     return np.where(cost[:, 0] < ref[0], terms.sum(axis=1) + tail[:, 0], 0.0)
 
 
+def training_subset(cost: np.ndarray, ap: np.ndarray, max_train: int) -> np.ndarray:
+    """Indices of at most `max_train` points: the half with the smallest AP gap to the observed front (the best AP
+    at equal or lower cost), then an even spread over cost of the others. Deterministic for the same data."""
+    n = len(cost)
+    if n <= max_train:
+        return np.arange(n)
+    order = np.argsort(cost, kind="stable")
+    best_so_far = np.maximum.accumulate(ap[order])
+    gap = np.empty(n)
+    gap[order] = best_so_far - ap[order]
+    near = np.argsort(gap, kind="stable")[: max_train // 2]
+    rest = np.setdiff1d(order, near, assume_unique=True)
+    rest = rest[np.argsort(cost[rest], kind="stable")]
+    spread = rest[np.linspace(0, len(rest) - 1, max_train - len(near)).round().astype(int)]
+    return np.unique(np.concatenate([near, spread]))
+
+
 # ---- the encoding ------------------------------------------------------------------------------------------
 def _encode(cfg: PIIPConfig, max_branches: int, gflops: float) -> list[float]:
     """Fixed-length features of a whole config (absent branches are zeros)."""
@@ -116,6 +148,12 @@ def _encode(cfg: PIIPConfig, max_branches: int, gflops: float) -> list[float]:
     return feats
 
 
+def _is_new(c: _Candidate, seen: set) -> bool:
+    """Neither its fingerprint nor its draws are among `seen` (fingerprints of observed and pending trials, draws
+    of the other finished ones)."""
+    return c.fp not in seen and tuple(sorted(c.params.items())) not in seen
+
+
 class _Candidate:
     __slots__ = ("params", "cfg", "fp", "gflops", "known", "feasible", "x")
     params: dict[str, Any]
@@ -135,11 +173,11 @@ class KnownCostSampler(BaseSampler):
 
     def __init__(self, space: Any, *, seed: int | None = None, n_startup_trials: int = 8,
                  n_fresh: int = 256, n_neighbours: int = 512, ap_ref: float = 0.0,
-                 refit_growth: float = 1.15, refit_always_below: int = 60,
+                 refit_growth: float = 1.15, refit_always_below: int = 60, max_train: int = 200, max_fit: int = 128,
                  count_fn: Callable[[PIIPConfig], tuple[int, int]] | None = None) -> None:
         names = [o.name for o in space.objectives]
         unknown = [i for i, n in enumerate(names) if n not in _KNOWN]
-        if len(names) != 2 or len(unknown) != 1 or space.objectives[unknown[0]].direction != "maximize":
+        if not supports(space):
             raise SearchSpaceError(f"{space.source}: sampler: known-cost needs two objectives, one counted "
                                    f"(flops or params, minimised) and one measured and maximised (e.g. ap), "
                                    f"got {names}")
@@ -149,6 +187,7 @@ class KnownCostSampler(BaseSampler):
         self._seed = seed
         self.n_startup_trials, self.n_fresh, self.n_neighbours = n_startup_trials, n_fresh, n_neighbours
         self.ap_ref, self.refit_growth, self.refit_always_below = ap_ref, refit_growth, refit_always_below
+        self.max_train, self.max_fit = max_train, max_fit
         if count_fn is None:
             from piip_search.search._driver import _default_flops_fn
 
@@ -158,10 +197,13 @@ class KnownCostSampler(BaseSampler):
         self._cache: dict[tuple, _Candidate | None] = {}
         self._chosen: dict[int, dict[str, Any]] = {}
         self._gp_params: tuple[Any, int] | None = None  # (fitted GPRegressor, n points it was fitted on)
+        self._finished: dict[int, tuple[Any, _Candidate | None, float | None]] = {}  # trial id -> its reading
+        self._study_name: str | None = None  # the study the caches above belong to
         self._cost_ref = self._reference_cost()
 
     # ---- candidates ----------------------------------------------------------------------------------------
-    def _candidate(self, params: dict[str, Any]) -> _Candidate | None:
+    def _candidate(self, params: dict[str, Any], told_gflops: float | None = None) -> _Candidate | None:
+        """The counted candidate of `params` (cached); `told_gflops`: a finished trial's told FLOPs, not recounted."""
         key = tuple(sorted(params.items()))
         if key in self._cache:
             return self._cache[key]
@@ -170,14 +212,18 @@ class KnownCostSampler(BaseSampler):
         except (SearchSpaceError, ValueError):
             self._cache[key] = None
             return None
-        flops, n_params = self._count(cfg)
         c = _Candidate()
         c.params, c.cfg, c.fp = dict(params), cfg, cfg.fingerprint()
-        c.gflops = flops / 1e9
-        c.known = c.gflops if self._cost_name == "flops" else n_params / 1e6
-        b = self.space.budgets
-        c.feasible = ((b.max_gflops is None or c.gflops <= b.max_gflops)
-                      and (b.max_params_m is None or n_params / 1e6 <= b.max_params_m))
+        if told_gflops is not None:  # a finished ok trial: on the budget by construction
+            c.gflops = c.known = told_gflops
+            c.feasible = True
+        else:
+            flops, n_params = self._count(cfg)
+            c.gflops = flops / 1e9
+            c.known = c.gflops if self._cost_name == "flops" else n_params / 1e6
+            b = self.space.budgets
+            c.feasible = ((b.max_gflops is None or c.gflops <= b.max_gflops)
+                          and (b.max_params_m is None or n_params / 1e6 <= b.max_params_m))
         c.x = _encode(cfg, self._max_n, c.gflops)
         if len(self._cache) > 200_000:
             self._cache.clear()
@@ -223,54 +269,62 @@ class KnownCostSampler(BaseSampler):
 
     # ---- the study's data ----------------------------------------------------------------------------------
     def _observations(self, study: optuna.Study) -> tuple[list[_Candidate], list[float], list[_Candidate], set]:
-        done, ys, pending, seen = [], [], [], set()
+        if study.study_name != self._study_name:
+            self._study_name, self._finished, self._gp_params = study.study_name, {}, None
+        done: list[_Candidate] = []
+        ys: list[float] = []
+        pending: list[_Candidate] = []
+        seen: set[str] = set()
         for t in study.get_trials(deepcopy=False):
-            c = self._candidate(t.params) if t.params or t.state == TrialState.RUNNING else None
             if t.state == TrialState.RUNNING:
-                chosen = self._chosen.get(t._trial_id)
-                c = self._candidate(chosen) if chosen else c
+                chosen = self._chosen.get(trial_id_of(t)) or t.params
+                c = self._candidate(chosen) if chosen else None
                 if c is not None:
                     pending.append(c)
                     seen.add(c.fp)
                 continue
-            if c is not None:
-                seen.add(c.fp)
-            status = t.user_attrs.get("status", "ok")
-            cons = t.system_attrs.get("constraints") or ()
-            if (t.state == TrialState.COMPLETE and c is not None and t.values is not None and status == "ok"
-                    and all(v <= 0 for v in cons)):
+            if t.state == TrialState.WAITING:
+                continue
+            fp, c, y = self._finished.get(trial_id_of(t)) or self._read_finished(t)
+            if fp is not None:
+                seen.add(fp)
+            if c is not None and y is not None:
                 done.append(c)
-                ys.append(float(t.values[self._ap_idx]))
+                ys.append(y)
         return done, ys, pending, seen
 
-    def _fit(self, X: np.ndarray, y: np.ndarray) -> Any:
-        from optuna._gp import gp, prior
+    def _read_finished(self, t: FrozenTrial) -> tuple[Any, _Candidate | None, float | None]:
+        """(fingerprint, candidate and AP) of an ok observation, else (its sorted draws, None, None); cached by id."""
+        status = t.user_attrs.get("status", "ok")
+        cons = t.system_attrs.get("constraints") or ()
+        ok = t.state == TrialState.COMPLETE and t.values is not None and status == "ok" and all(v <= 0 for v in cons)
+        out: tuple[Any, _Candidate | None, float | None] = (None, None, None)
+        if ok:
+            told = float(t.values[self._cost_idx]) if self._cost_name == "flops" else None
+            c = self._candidate(t.params, told_gflops=told)
+            out = (c.fp, c, float(t.values[self._ap_idx])) if c is not None else out
+        elif t.params:  # its draws, not its fingerprint: building thousands of over-budget configs costs seconds
+            out = (tuple(sorted(t.params.items())), None, None)
+        self._finished[trial_id_of(t)] = out
+        return out
 
-        cached, n_fit = self._gp_params if self._gp_params is not None else (None, 0)
-        refit = cached is None or len(y) < self.refit_always_below or len(y) >= n_fit * self.refit_growth
-        if refit:
-            reg = gp.fit_kernel_params(X=X, Y=y, is_categorical=np.zeros(X.shape[1], bool),
-                                       log_prior=prior.default_log_prior, minimum_noise=prior.DEFAULT_MINIMUM_NOISE_VAR,
-                                       deterministic_objective=False, gpr_cache=cached)
-            self._gp_params = (reg, len(y))
-            return reg
-        import torch
-
-        assert cached is not None  # refit is False only with fitted kernel parameters
-        reg = gp.GPRegressor(torch.zeros(X.shape[1], dtype=torch.bool), torch.from_numpy(X), torch.from_numpy(y),
-                             cached.inverse_squared_lengthscales, cached.kernel_scale, cached.noise_var)
-        reg._cache_matrix()
-        return reg
+    def _fit(self, X: np.ndarray, y: np.ndarray, n_data: int) -> GPModel:
+        """A GP on (X, y); hyperparameters refitted (warm-started) only when `n_data` grew (class docstring)."""
+        kernel, n_fit = self._gp_params if self._gp_params is not None else (None, 0)
+        refit = kernel is None or n_data < self.refit_always_below or n_data >= n_fit * self.refit_growth
+        if refit:  # hyperparameters from an even sample of at most `max_fit` rows: the fit's cost jumps past ~150
+            rows = np.linspace(0, len(y) - 1, min(len(y), self.max_fit)).round().astype(int)
+            kernel = fit_kernel(X[rows], y[rows], warm=kernel)
+            self._gp_params = (kernel, n_data)
+        return GPModel(X, y, kernel)
 
     # ---- choosing a config ---------------------------------------------------------------------------------
     def _choose(self, study: optuna.Study) -> dict[str, Any]:
         done, ys, pending, seen = self._observations(study)
         fresh = [self._candidate(self._fresh_params()) for _ in range(self.n_fresh)]
         if len(done) < self.n_startup_trials:
-            pool = [c for c in fresh if c is not None and c.feasible and c.fp not in seen]
+            pool = [c for c in fresh if c is not None and c.feasible and _is_new(c, seen)]
             return pool[0].params if pool else self._fresh_params()
-        import torch
-
         cost = np.array([c.known for c in done])
         ap = np.array(ys)
         fc, fa = front_staircase(cost, ap, (self._cost_ref, self.ap_ref))
@@ -280,26 +334,25 @@ class KnownCostSampler(BaseSampler):
         self._rng.shuffle(neigh)
         cands, fps = [], set(seen)
         for c in [*fresh, *(self._candidate(p) for p in neigh[: self.n_neighbours])]:
-            if c is not None and c.feasible and c.fp not in fps:
+            if c is not None and c.feasible and _is_new(c, fps):
                 fps.add(c.fp)
                 cands.append(c)
         if not cands:
             return self._fresh_params()
-        X = np.array([c.x for c in done])
+        keep = training_subset(cost, ap, self.max_train)
+        X, y_train = np.array([done[i].x for i in keep]), ap[keep]
         lo, span = X.min(axis=0), np.maximum(X.max(axis=0) - X.min(axis=0), 1e-9)
-        mean, std = ap.mean(), max(ap.std(), 1e-9)
-        reg = self._fit((X - lo) / span, (ap - mean) / std)
+        mean, std = y_train.mean(), max(y_train.std(), 1e-9)
+        reg = self._fit((X - lo) / span, (y_train - mean) / std, len(done))
         if pending:
-            Xp = torch.from_numpy((np.array([c.x for c in pending]) - lo) / span)
-            with torch.no_grad():
-                mp, _ = reg.posterior(Xp)
-            reg.append_running_data(Xp, mp)
+            Xp = (np.array([c.x for c in pending]) - lo) / span
+            mp, _ = reg.posterior(Xp)
+            reg.add_fantasies(Xp, mp)
             cost = np.concatenate([cost, [c.known for c in pending]])
-            ap = np.concatenate([ap, mp.numpy() * std + mean])
+            ap = np.concatenate([ap, mp * std + mean])
             fc, fa = front_staircase(cost, ap, (self._cost_ref, self.ap_ref))
-        with torch.no_grad():
-            m, v = reg.posterior(torch.from_numpy((np.array([c.x for c in cands]) - lo) / span))
-        mu, sd = m.numpy() * std + mean, np.sqrt(v.numpy() + 1e-12) * std
+        m, v = reg.posterior((np.array([c.x for c in cands]) - lo) / span)
+        mu, sd = m * std + mean, np.sqrt(v + 1e-12) * std
         score = expected_hvi(np.array([c.known for c in cands]), mu, sd, fc, fa, (self._cost_ref, self.ap_ref))
         return cands[int(np.argmax(score))].params
 
@@ -309,15 +362,15 @@ class KnownCostSampler(BaseSampler):
 
     def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if trial._trial_id not in self._chosen:
-            self._chosen[trial._trial_id] = self._choose(study)
+        if trial_id_of(trial) not in self._chosen:
+            self._chosen[trial_id_of(trial)] = self._choose(study)
         return {}
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        chosen = self._chosen.get(trial._trial_id)
+        chosen = self._chosen.get(trial_id_of(trial))
         if chosen is None:
-            chosen = self._chosen[trial._trial_id] = self._choose(study)
+            chosen = self._chosen[trial_id_of(trial)] = self._choose(study)
         if param_name in chosen and param_distribution._contains(param_distribution.to_internal_repr(
                 chosen[param_name])):
             return chosen[param_name]
@@ -327,7 +380,7 @@ class KnownCostSampler(BaseSampler):
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
-        self._chosen.pop(trial._trial_id, None)
+        self._chosen.pop(trial_id_of(trial), None)
 
     def reseed_rng(self) -> None:
         self._rng = random.Random()

@@ -1,7 +1,14 @@
-"""The default sampler ("auto"): Optuna's GPSampler for the first trials, multivariate TPE after; and that TPE.
+"""The samplers by name, and the default ("auto"): `known-cost` where the space allows it, else `gp-tpe`.
 
-GP found the `paper.yaml` front fastest up to 200 trials (benchmarks/bench_search_efficiency.py), but its ask
-cost grows with the trials it fits (measured ~1.0 s at 100 trials, 1.3 s at 200, 2.6 s at 400); TPE's grows about
+`auto` is `known-cost` (`_known_cost.py`: AP modelled alone, FLOPs/params counted exactly) whenever the space's
+objectives are one counted cost and one measured, maximised metric: it had the highest median hypervolume at
+50/100/200 trials on the objectives of benchmarks/bench_sampler_suite.py but plateau + cliff, where every
+sampler is within 0.01 of the front (README, "Sampler suite"). Other objective sets (three
+objectives, two measured ones, a minimised metric) get `gp-tpe`, the previous default, below.
+
+`gp-tpe`: Optuna's GPSampler for the first trials, multivariate TPE after. GP found the `paper.yaml` front
+fastest up to 200 trials on bench_search_efficiency.py's objective (not on the suite's), but its ask cost
+grows with the trials it fits (measured ~1.0 s at 100 trials, 1.3 s at 200, 2.6 s at 400); TPE's grows about
 linearly and stays in the tens of ms at 1,000 trials (benchmarks/bench_driver_overhead.py). So: GP while the
 study has fewer than `switch_at` COMPLETE trials, TPE from then on. The choice is made once per trial (in
 `before_trial`) and every later call for that trial goes to the same sampler; once switched, the study is not
@@ -25,14 +32,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search._registry import Registry
 from piip_search.errors import SearchSpaceError
-from piip_search.search._optuna_internals import BatchGPSampler, CachedTPESampler, trial_id_of
+from piip_search.search._optuna_internals import HAVE_GP_INTERNALS, BatchGPSampler, CachedTPESampler, trial_id_of
 
-#: COMPLETE trials after which "auto" leaves GP for TPE: GP's proven range (README, search efficiency).
+#: COMPLETE trials after which "gp-tpe" leaves GP for TPE: GP's proven range (README, search efficiency).
 AUTO_SWITCH_AT = 200
 
 
 class GPThenTPESampler(BaseSampler):
-    """`gp` while the study has fewer than `switch_at` COMPLETE trials, then `tpe`; both are given seeded."""
+    """`gp-tpe`: `gp` while the study has fewer than `switch_at` COMPLETE trials, then `tpe`; both seeded."""
 
     def __init__(self, gp: BaseSampler, tpe: BaseSampler, *, switch_at: int = AUTO_SWITCH_AT) -> None:
         self.gp, self.tpe, self.switch_at = gp, tpe, int(switch_at)
@@ -87,6 +94,16 @@ SAMPLERS: Registry[Callable[[int | None, Any], BaseSampler]] = Registry("sampler
 
 @SAMPLERS.register("auto")
 def _auto(seed: int | None, space: Any = None) -> BaseSampler:
+    """`known-cost` where the space allows it (module docstring), else `gp-tpe`; without a space, `gp-tpe`."""
+    from piip_search.search._known_cost import supports
+
+    if space is not None and supports(space) and HAVE_GP_INTERNALS:
+        return SAMPLERS.get("known-cost")(seed, space)
+    return SAMPLERS.get("gp-tpe")(seed, space)
+
+
+@SAMPLERS.register("gp-tpe")
+def _gp_tpe(seed: int | None, space: Any = None) -> BaseSampler:
     return GPThenTPESampler(SAMPLERS.get("gp")(seed, space), SAMPLERS.get("tpe")(seed, space), switch_at=AUTO_SWITCH_AT)
 
 
@@ -123,8 +140,7 @@ def _known_cost(seed: int | None, space: Any = None) -> BaseSampler:
     return KnownCostSampler(space, seed=seed)
 
 
-#: auto = gp for the first AUTO_SWITCH_AT complete trials (best in benchmarks/bench_search_efficiency.py), then
-#: tpe (GP's ask cost grows with the study: ~1.3 s at 200 trials; bench_driver_overhead.py): see README.
+#: known-cost where the space allows it, else gp-tpe (module docstring; README "Sampler suite").
 DEFAULT_SAMPLER = "auto"
 
 
@@ -134,6 +150,6 @@ def make_sampler(name: str, seed: int | None, *, switch_at: int = AUTO_SWITCH_AT
     `trial.constraints`."""
     if name not in SAMPLERS:
         raise SearchSpaceError(f"sampler: must be one of {list(SAMPLERS)}, got {name!r}")
-    if name == "auto" and switch_at != AUTO_SWITCH_AT:  # benchmarks move the switch
+    if name == "gp-tpe" and switch_at != AUTO_SWITCH_AT:  # benchmarks move the switch
         return GPThenTPESampler(make_sampler("gp", seed), make_sampler("tpe", seed), switch_at=switch_at)
     return SAMPLERS.get(name)(seed, space)

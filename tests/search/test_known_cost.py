@@ -8,7 +8,7 @@ import pytest
 
 from piip_search.errors import SearchSpaceError
 from piip_search.search import SearchSpace, hypervolume
-from piip_search.search._known_cost import KnownCostSampler, expected_hvi, front_staircase
+from piip_search.search._known_cost import KnownCostSampler, expected_hvi, front_staircase, training_subset
 from piip_search.search._samplers import make_sampler
 
 DIRS = ("minimize", "maximize")
@@ -100,3 +100,32 @@ def test_known_cost_needs_one_counted_and_one_measured_objective() -> None:
     data["objectives"] = [{"flops": "minimize"}, {"params": "minimize"}]
     with pytest.raises(SearchSpaceError, match="known-cost needs two objectives"):
         KnownCostSampler(SearchSpace.from_dict(data))
+
+
+def test_training_subset_keeps_the_front_and_spans_the_costs() -> None:
+    rng = np.random.default_rng(0)
+    cost, ap = rng.uniform(0, 10, 500), rng.uniform(0, 1, 500)
+    keep = training_subset(cost, ap, 60)
+    assert len(keep) <= 60 and len(set(keep.tolist())) == len(keep)
+    fc, fa = front_staircase(cost, ap, (11.0, -1.0))
+    front = {i for i in range(500) if any(cost[i] == c and ap[i] == a for c, a in zip(fc, fa, strict=True))}
+    assert front <= set(keep.tolist())  # gap 0: the front is the first half
+    assert {int(np.argmin(cost)), int(np.argmax(cost))} <= set(keep.tolist())  # the spread reaches both ends
+    assert np.array_equal(training_subset(cost, ap, 60), keep)  # the same data, the same subset
+    assert np.array_equal(training_subset(cost[:40], ap[:40], 60), np.arange(40))
+
+
+def test_past_its_training_cap_the_sampler_still_proposes_new_configs_on_the_budget() -> None:
+    space = _space()
+    sampler = KnownCostSampler(space, seed=2, n_startup_trials=4, max_train=12, refit_always_below=8)
+    study = optuna.create_study(directions=space.directions, sampler=sampler)
+    seen = set()
+    for _ in range(30):
+        t = study.ask()
+        cfg = space.sample(t)
+        assert cfg.fingerprint() not in seen
+        seen.add(cfg.fingerprint())
+        flops = sampler._count(cfg)[0] / 1e9
+        assert flops <= space.budgets.max_gflops
+        study.tell(t, [flops, _ap(cfg)])
+    assert len(sampler._finished) == 29  # each finished trial was read once, then served from the cache

@@ -53,3 +53,20 @@ def test_the_handles_reach_the_storage_and_its_trials(tmp_path):
     assert oi.study_id_of(study) == oi.storage_of(study).get_study_id_from_name("h")
     layers = oi.storage_layers(oi.storage_of(study))
     assert any(getattr(layer, "_piip_path", None) for layer in layers)  # our journal file backend
+
+
+def test_the_gp_internals_fit_and_condition_on_fantasies():
+    import numpy as np
+
+    assert oi.HAVE_GP_INTERNALS
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 3))
+    y = np.sin(3 * X[:, 0]) + 0.1 * X[:, 1]
+    y = (y - y.mean()) / y.std()
+    model = oi.GPModel(X, y, oi.fit_kernel(X, y))
+    m, v = model.posterior(X[:5])
+    assert m.shape == v.shape == (5,) and np.abs(m - y[:5]).max() < 0.5
+    far = np.array([[0.5, 0.5, 0.5]])
+    before = model.posterior(far)[1][0]
+    model.add_fantasies(far, model.posterior(far)[0])
+    assert model.posterior(far)[1][0] < before  # a pending point is no longer uncertain

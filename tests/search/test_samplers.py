@@ -62,12 +62,24 @@ def test_make_sampler_names():
     assert DEFAULT_SAMPLER == "auto" and set(SAMPLER_REGISTRY.keys()) == set(SAMPLER_NAMES)
     for name in SAMPLER_NAMES:
         assert isinstance(make_sampler(name, 0, space=space_of()), optuna.samplers.BaseSampler)
-    auto = make_sampler("auto", 0, switch_at=7)
+    auto = make_sampler("gp-tpe", 0, switch_at=7)
     assert isinstance(auto, GPThenTPESampler) and auto.switch_at == 7
     assert isinstance(auto.gp, optuna.samplers.GPSampler) and isinstance(auto.tpe, optuna.samplers.TPESampler)
     assert space_of(sampler="auto").sampler == "auto"
     with pytest.raises(SearchSpaceError):
         make_sampler("cmaes", 0)
+
+
+def test_auto_is_known_cost_where_the_objectives_allow_it_else_gp_then_tpe():
+    from piip_search.search._known_cost import KnownCostSampler
+
+    assert isinstance(make_sampler("auto", 0, space=space_of()), KnownCostSampler)  # flops + ap
+    assert isinstance(make_sampler("auto", 0, space=space_of(objectives=[{"params": "minimize"}, {"ap": "maximize"}])),
+                      KnownCostSampler)
+    for objectives in ([{"flops": "minimize"}, {"latency_ms": "minimize"}],  # a measured objective, minimised
+                       [{"flops": "minimize"}, {"params": "minimize"}, {"ap": "maximize"}]):  # three objectives
+        assert isinstance(make_sampler("auto", 0, space=space_of(objectives=objectives)), GPThenTPESampler)
+    assert isinstance(make_sampler("auto", 0), GPThenTPESampler)  # no space to count with
 
 
 def test_auto_before_the_switch_is_gp():
@@ -77,18 +89,18 @@ def test_auto_before_the_switch_is_gp():
         study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 0.5) ** 2 + t.suggest_int("n", 0, 3), n_trials=12)
         return [t.params for t in study.trials]
 
-    assert run(make_sampler("auto", 3)) == run(make_sampler("gp", 3))
+    assert run(make_sampler("auto", 3)) == run(make_sampler("gp-tpe", 3)) == run(make_sampler("gp", 3))
 
 
-def test_auto_runs_real_gp_and_tpe_in_the_driver(tmp_path):
+def test_gp_tpe_runs_real_gp_and_tpe_in_the_driver(tmp_path):
     space = space_of()
-    study = open_study(space, name="a", storage_url=None, trials_dir=tmp_path, sampler="auto", seed=0,
+    study = open_study(space, name="a", storage_url=None, trials_dir=tmp_path, sampler="gp-tpe", seed=0,
                        resume=False)
     study.sampler.switch_at = 3
     outs = SearchDriver(study, space, study_path=tmp_path / "a", evaluator=fake_evaluators.evaluate).run(
         6, progress=False)
     assert len(outs) == 6 and study.sampler._switched
-    assert study.user_attrs["sampler"] == "auto"
+    assert study.user_attrs["sampler"] == "gp-tpe"
 
 
 def test_journal_fsyncs_only_finished_trials(tmp_path, monkeypatch):

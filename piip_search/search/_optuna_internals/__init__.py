@@ -1,6 +1,6 @@
 """Every use of a private Optuna name lives in this package, each with a fallback that works on Optuna's public
 API: journal op codes, the RDB cache, constraint keys and trial/storage handles here; the cached TPE in
-`_tpe.py`; the batch GP and the GP fit the known-cost sampler uses in `_gp_batch.py` / `_gp_fit.py`.
+`_tpe.py`; the batch GP in `_gp_batch.py`; the GP the known-cost sampler fits in `_gp_fit.py`.
 
 The fallbacks catch what really breaks when Optuna moves an internal: a missing module (ImportError) or a
 renamed attribute or constant (AttributeError). tests/search/test_optuna_internals.py checks that each
@@ -87,6 +87,7 @@ def storage_layers(storage: Any) -> list[Any]:
 
 
 from piip_search.search._optuna_internals._gp_batch import MAX_ALTERNATIVES, BatchGPSampler  # noqa: E402
+from piip_search.search._optuna_internals._gp_fit import HAVE_GP_INTERNALS, GPModel, fit_kernel  # noqa: E402
 from piip_search.search._optuna_internals._tpe import (  # noqa: E402
     HAVE_TPE_INTERNALS,
     CachedTPESampler,
@@ -94,13 +95,16 @@ from piip_search.search._optuna_internals._tpe import (  # noqa: E402
 
 __all__ = [
     "DURABLE_JOURNAL_OPS",
+    "HAVE_GP_INTERNALS",
     "HAVE_TPE_INTERNALS",
     "MAX_ALTERNATIVES",
     "BatchGPSampler",
     "CachedTPESampler",
+    "GPModel",
     "cached_rdb",
     "constraint_system_attrs",
     "constraints_of",
+    "fit_kernel",
     "storage_layers",
     "storage_of",
     "study_id_of",
