@@ -65,6 +65,18 @@ def supports(space: Any) -> bool:
 
 
 # ---- closed-form 2-D EHVI --------------------------------------------------------------------------------
+def config_means(fingerprints: Sequence[str], ap: np.ndarray) -> np.ndarray:
+    """Each evaluation's AP replaced by the mean over its config's evaluations (`repeats:`, other seeds)."""
+    groups: dict[str, list[int]] = {}
+    for i, fp in enumerate(fingerprints):
+        groups.setdefault(fp, []).append(i)
+    out = np.array(ap, dtype=float)
+    for rows in groups.values():
+        if len(rows) > 1:
+            out[rows] = out[rows].mean()
+    return out
+
+
 def front_staircase(cost: np.ndarray, ap: np.ndarray, ref: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Non-dominated points (min cost, max AP) inside the reference box, sorted by cost (AP then increases)."""
     keep = (cost < ref[0]) & (ap > ref[1])
@@ -326,10 +338,12 @@ class KnownCostSampler(BaseSampler):
             pool = [c for c in fresh if c is not None and c.feasible and _is_new(c, seen)]
             return pool[0].params if pool else self._fresh_params()
         cost = np.array([c.known for c in done])
-        ap = np.array(ys)
-        fc, fa = front_staircase(cost, ap, (self._cost_ref, self.ap_ref))
+        ap = np.array(ys)  # per evaluation: the GP sees every seed (its noise term)
+        front_ap = config_means([c.fp for c in done], ap)  # the front, as the study's, is on config means
+        fc, fa = front_staircase(cost, front_ap, (self._cost_ref, self.ap_ref))
         on_front = set(zip(fc.tolist(), fa.tolist(), strict=True))
-        front = [c for c, y in zip(done, ys, strict=True) if (c.known, y) in on_front]
+        front = list({c.fp: c for c, y in zip(done, front_ap.tolist(), strict=True)
+                      if (c.known, y) in on_front}.values())
         neigh = [p for c in front for p in self._neighbours(self.space.params_from_config(c.cfg))]
         self._rng.shuffle(neigh)
         cands, fps = [], set(seen)
@@ -349,8 +363,8 @@ class KnownCostSampler(BaseSampler):
             mp, _ = reg.posterior(Xp)
             reg.add_fantasies(Xp, mp)
             cost = np.concatenate([cost, [c.known for c in pending]])
-            ap = np.concatenate([ap, mp * std + mean])
-            fc, fa = front_staircase(cost, ap, (self._cost_ref, self.ap_ref))
+            front_ap = np.concatenate([front_ap, mp * std + mean])
+            fc, fa = front_staircase(cost, front_ap, (self._cost_ref, self.ap_ref))
         m, v = reg.posterior((np.array([c.x for c in cands]) - lo) / span)
         mu, sd = m * std + mean, np.sqrt(v + 1e-12) * std
         score = expected_hvi(np.array([c.known for c in cands]), mu, sd, fc, fa, (self._cost_ref, self.ap_ref))

@@ -129,3 +129,17 @@ def test_past_its_training_cap_the_sampler_still_proposes_new_configs_on_the_bud
         assert flops <= space.budgets.max_gflops
         study.tell(t, [flops, _ap(cfg)])
     assert len(sampler._finished) == 29  # each finished trial was read once, then served from the cache
+
+
+def test_the_sampler_front_uses_config_means_as_the_study_does():
+    from piip_search.search._known_cost import config_means
+
+    fps = ["a", "b", "b", "b", "c"]
+    ap = np.array([0.30, 0.50, 0.20, 0.20, 0.40])  # b: one lucky seed of three
+    means = config_means(fps, ap)
+    assert means.tolist() == pytest.approx([0.30, 0.30, 0.30, 0.30, 0.40])
+    cost = np.array([1.0, 2.0, 2.0, 2.0, 3.0])
+    _, fa = front_staircase(cost, means, (4.0, 0.0))
+    assert 0.5 not in fa.tolist() and 0.4 in fa.tolist()  # the lucky seed defines no step
+    _, fa_raw = front_staircase(cost, ap, (4.0, 0.0))
+    assert 0.5 in fa_raw.tolist()
