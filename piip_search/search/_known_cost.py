@@ -328,6 +328,8 @@ class KnownCostSampler(BaseSampler):
             rows = np.linspace(0, len(y) - 1, min(len(y), self.max_fit)).round().astype(int)
             kernel = fit_kernel(X[rows], y[rows], warm=kernel)
             self._gp_params = (kernel, n_data)
+            if len(rows) == len(y):
+                return GPModel(X, y, kernel, fitted_on_all=True)
         return GPModel(X, y, kernel)
 
     # ---- choosing a config ---------------------------------------------------------------------------------

@@ -33,9 +33,13 @@ def fit_kernel(X: np.ndarray, y: np.ndarray, warm: Any = None) -> Any:
 
 
 class GPModel:
-    """The GP posterior on (X, y) with fitted kernel hyperparameters `kernel` (from `fit_kernel`)."""
+    """The GP posterior on (X, y) with fitted kernel hyperparameters `kernel` (from `fit_kernel`). A kernel
+    fitted on exactly (X, y) is that posterior already and is used as is (no second factorisation)."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, kernel: Any) -> None:
+    def __init__(self, X: np.ndarray, y: np.ndarray, kernel: Any, *, fitted_on_all: bool = False) -> None:
+        if fitted_on_all:
+            self._reg = kernel
+            return
         self._reg = _gp.GPRegressor(torch.zeros(X.shape[1], dtype=torch.bool), torch.from_numpy(X),
                                     torch.from_numpy(y), kernel.inverse_squared_lengthscales, kernel.kernel_scale,
                                     kernel.noise_var)
