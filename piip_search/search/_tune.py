@@ -16,7 +16,12 @@ is already finished reports the stored result and trains nothing.
 
 The Optuna study is the single source of truth; the searcher's state is the study plus a study user attribute
 `tune:<experiment>` (`target`, `suggested` trial numbers) written at every suggestion, so `Tuner.restore` after a
-driver crash continues to the same trial count and a restored searcher never suggests more.
+driver crash continues to the same trial count and a restored searcher never suggests more. A restore reads the
+running trials from Tune's experiment state, not from the searcher's own snapshot (the two are written one after
+the other, so a kill can leave them apart), and the searcher limits concurrency itself (`set_max_concurrency`)
+on those trials, since a `ConcurrencyLimiter` restored from such a snapshot can wait forever on trials Tune never
+runs again. An experiment that Tune ends while the study says it is unfinished is restored again, at most
+`MAX_RESTORES` times; a Ctrl-C ends the run.
 Tune's experiment folder is `<trials-dir>/<study>/tune/<experiment>/` (per-trial `result.json`, `progress.csv`,
 `params.json`, Tune's logs); the study's `trial_NNNNN/` folders are unchanged.
 """
@@ -24,9 +29,12 @@ Tune's experiment folder is `<trials-dir>/<study>/tune/<experiment>/` (per-trial
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,8 @@ ATTR_CURRENT = "tune:current"  # the study's latest Tune experiment name
 # a process start-up per trial (benchmarks/bench_tune.py)
 REUSE_ACTORS = os.environ.get("PIIP_SEARCH_TUNE_REUSE_ACTORS", "1") == "1"
 DEFAULT_MAX_RETRIES = 2  # the local workers' re-queue limit of a trial whose worker died
+MAX_RESTORES = 3  # restores of one run's experiment while the study says it is unfinished
+log = logging.getLogger("piip_search.search")
 
 
 def _import_tune():
@@ -147,7 +157,14 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         self.spec, self.experiment, self.n_trials = spec, experiment, n_trials
         self.outcomes: list[Any] = []
         self._live: dict[str, tuple[int, int]] = {}  # Tune trial id -> (study trial number, study trial id)
+        self.max_concurrent: int | None = None
         self._ledger()  # records the target on a fresh experiment
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        # limited here on `_live`, which a restore rebuilds from Tune's experiment state: a ConcurrencyLimiter's
+        # own set is restored from a snapshot that can name trials Tune will never run again, and then blocks
+        self.max_concurrent = int(max_concurrent) if max_concurrent else None
+        return True
 
     # pickled into Tune's experiment state: the spec only; the driver is re-attached from the storage on restore
     def __getstate__(self) -> dict[str, Any]:
@@ -169,9 +186,29 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         Path(checkpoint_path).write_text(json.dumps({"experiment": self.experiment, "live": self._live}))
 
     def restore(self, checkpoint_path: str) -> None:
-        state = json.loads(Path(checkpoint_path).read_text())
-        self._live = {k: tuple(v) for k, v in state["live"].items()}
+        self.restore_from_experiment()
+
+    def restore_from_experiment(self) -> None:
+        """Live trials from Tune's experiment state, not from the searcher's snapshot: the two are written one
+        after the other, so a kill between them leaves them apart."""
+        self._live = self._unfinished_tune_trials()
         self._orphans = self._find_orphans()
+
+    def _busy(self) -> int:
+        storage = storage_of(self.driver.study)
+        return sum(not storage.get_trial(sid).state.is_finished() for _, sid in self._live.values())
+
+    def _unfinished_tune_trials(self) -> dict[str, tuple[int, int]]:
+        """Tune trial id -> (study trial number, study trial id) of the experiment's trials a restore runs again."""
+        from ray.tune import ExperimentAnalysis
+
+        path = Path(self.spec["study_dir"]) / TUNE_DIR / self.experiment
+        out = {}
+        for t in ExperimentAnalysis(str(path)).trials:
+            job = (t.config or {}).get("piip_trial")
+            if job and t.status != "TERMINATED":  # resume_unfinished and resume_errored rerun all the others
+                out[t.trial_id] = (int(job["number"]), int(job["trial_id"]))
+        return out
 
     def _find_orphans(self) -> list[int]:
         """Suggested trials still RUNNING that no restored Tune trial will run (suggested after Tune's last
@@ -179,6 +216,12 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         known = {number for number, _ in self._live.values()}
         trials = self.driver.study.get_trials(deepcopy=False)
         return [n for n in self._ledger()["suggested"] if n not in known and trials[n].state == TrialState.RUNNING]
+
+    def unfinished(self) -> int:
+        """Trials this experiment still has to suggest, or has suggested and the study has not finished."""
+        led, trials = self._ledger(), self.driver.study.get_trials(deepcopy=False)
+        return max(0, self.n_trials - len(led["suggested"])) + sum(not trials[n].state.is_finished()
+                                                                   for n in led["suggested"])
 
     @property
     def driver(self) -> Any:
@@ -213,8 +256,11 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         from piip_search.search._driver import TrialOutcome
 
         if getattr(self, "_orphans", []) is None:  # restored without Tune's searcher checkpoint
-            self._orphans = self._find_orphans()
+            self.restore_from_experiment()
         orphans: list[int] | None = getattr(self, "_orphans", None)  # unset on a searcher Tune unpickled
+        limit = getattr(self, "max_concurrent", None)
+        if limit is not None and self._busy() >= limit:
+            return None  # Tune asks again at its next step
         if orphans:
             frozen = self.driver.study.trials[orphans.pop(0)]
             return self._offer(trial_id, trial_handle(self.driver.study, trial_id_of(frozen)), frozen.user_attrs)
@@ -306,32 +352,62 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
     res = _resources(space, ray.cluster_resources())
     trainable = tune.with_resources(piip_trainable, res)
     restore_name = _experiment_to_continue(study, root, resume)
+    outcomes: list[Any] = []
     with SearchProgress(driver, n_trials, enabled=progress) as bar:
-        if restore_name is not None:
-            _reseed(study)
-            _fail_unsuggested(study, restore_name)
-            key = (study.study_name, restore_name)
-            _RESTORING[key] = (driver, bar)
-            try:
-                tuner = tune.Tuner.restore(str(root / restore_name), trainable, resume_unfinished=True,
-                                           resume_errored=True)
-            finally:
-                del _RESTORING[key]
-            searcher = _RESTORED.pop(key)
-        else:
+        if restore_name is None:
             name = f"tune-{sum(k.startswith(ATTR_PREFIX) and k != ATTR_CURRENT for k in study.user_attrs):03d}"
             searcher = PiipSearcher(driver, spec, experiment=name, n_trials=n_trials, progress=bar)
-            slots = max_concurrent or _slots(ray.cluster_resources(), res)
             tuner = tune.Tuner(
                 trainable,
-                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1, max_concurrent_trials=slots,
+                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1,
+                                            max_concurrent_trials=max_concurrent or _slots(ray.cluster_resources(),
+                                                                                           res),
                                             trial_dirname_creator=lambda t: f"trial_{t.config['trial_number']:05d}",
                                             reuse_actors=reuse_actors),
                 run_config=tune.RunConfig(
                     name=name, storage_path=str(root), verbose=0,
                     failure_config=tune.FailureConfig(max_failures=retry_limit(space))))
+            interrupted = _fit(tuner)
+            outcomes, restore_name = searcher.outcomes, name
+            if interrupted or not searcher.unfinished():
+                return outcomes
+        for attempt in range(MAX_RESTORES):
+            searcher, interrupted = _fit_restored(tune, driver, bar, trainable, root / restore_name, restore_name)
+            outcomes += searcher.outcomes
+            left = searcher.unfinished()
+            if interrupted or not left:
+                break
+            # Tune ended an experiment the study says is unfinished: its restored state was inconsistent
+            log.warning("Tune experiment %s ended with %d of its %d trials unfinished; restoring it again (%d/%d)",
+                        restore_name, left, searcher.n_trials, attempt + 1, MAX_RESTORES)
+    return outcomes
+
+
+def _fit(tuner: Any) -> bool:
+    """`tuner.fit()`; whether a SIGINT (or SIGUSR1) ended it. Tune's handler restores the previous one when it
+    fires and otherwise stays installed, where it would swallow a later Ctrl-C: the previous one is put back."""
+    before = signal.getsignal(signal.SIGINT)
+    try:
         tuner.fit()
-    return searcher.outcomes
+    finally:
+        during = signal.getsignal(signal.SIGINT)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, before)
+    return during is before
+
+
+def _fit_restored(tune: Any, driver: Any, bar: Any, trainable: Any, path: Path, name: str) -> tuple[Any, bool]:
+    """`Tuner.restore` the experiment at `path` with the running driver as its searcher's; run it to its end."""
+    _reseed(driver.study)
+    _fail_unsuggested(driver.study, name)
+    key = (driver.study.study_name, name)
+    _RESTORING[key] = (driver, bar)
+    try:
+        tuner = tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    finally:
+        del _RESTORING[key]
+    searcher = _RESTORED.pop(key)
+    return searcher, _fit(tuner)
 
 
 def _fail_unsuggested(study: optuna.Study, experiment: str) -> None:

@@ -202,3 +202,70 @@ def test_multi_fidelity_promotion_runs_in_tune_trials_and_streams_each_rung(ray_
         assert [int(r["iters"]) for r in points] == [10, 30, 90][:len(points)] and len(curve) == len(points) + 1
         if statuses[t.config["trial_number"]] == "stopped":  # stopped where our promotion rule said so
             assert int(points[-1]["iters"]) < 90 and points[-1]["promoted"] == "False"
+
+
+def test_restored_searcher_takes_its_live_trials_from_tunes_experiment_state(ray_cluster, tmp_path):
+    from piip_search.search._driver import SearchDriver
+    from piip_search.search._evaluators import resolve_evaluator
+    from piip_search.search._optuna_internals import trial_id_of
+    from piip_search.search._tune import PiipSearcher
+
+    study, _, _ = _run(tmp_path, "st", 3, slots=2, sleep_s=0.0)
+    space = space_of(branches=WIDE)
+    driver = SearchDriver(study, space, study_path=tmp_path / "st",
+                          evaluator=resolve_evaluator("tests.search.fake_evaluators:sleeping"))
+    spec = {"study": "st", "study_dir": str(tmp_path / "st")}
+    searcher = PiipSearcher(driver, spec, experiment="tune-000", n_trials=3)
+    assert searcher.n_trials == 3 and searcher.unfinished() == 0
+    # a searcher snapshot written after Tune's last experiment state names a trial Tune never runs again
+    stray = study.ask()  # RUNNING, suggested to Tune but not in its experiment state (killed in between)
+    for key in ("config", "flops", "params"):  # what `prepare` records on a trial it suggests
+        stray.set_user_attr(key, study.trials[0].user_attrs[key])
+    searcher._record_suggestion(stray.number)
+    searcher._live = {"not-a-tune-trial": (0, 0)}
+    searcher.restore("unused: the experiment state is read instead")
+    assert searcher._live == {}  # every Tune trial of the experiment is TERMINATED
+    assert searcher._orphans == [stray.number]  # offered again, as no restored Tune trial runs it
+    assert searcher.unfinished() == 1 and searcher.n_trials == 3
+    # the concurrency limit is the searcher's own, on trials whose study trial is unfinished
+    assert searcher.set_max_concurrency(1) is True
+    searcher._live = {"t-stray": (stray.number, trial_id_of(stray))}
+    assert searcher.suggest("next") is None  # full: Tune asks again later
+    searcher._live = {}
+    offered = searcher.suggest("next")
+    assert offered["trial_number"] == stray.number and searcher._live["next"][0] == stray.number
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_a_restored_experiment_that_ends_unfinished_is_restored_again(ray_cluster, tmp_path, monkeypatch, caplog,
+                                                                     interrupted):
+    from piip_search.search import _tune
+    from piip_search.search._driver import SearchDriver
+    from piip_search.search._evaluators import resolve_evaluator
+
+    study, _, _ = _run(tmp_path, "again", 1, slots=1, sleep_s=0.0)
+    driver = SearchDriver(study, space_of(branches=WIDE), study_path=tmp_path / "again",
+                          evaluator=resolve_evaluator("tests.search.fake_evaluators:sleeping"))
+
+    class Ended:  # what a restored fit leaves: its outcomes and what the study still lacks
+        def __init__(self, left):
+            self.left, self.outcomes, self.n_trials = left, [f"left {left}"], 4
+
+        def unfinished(self):
+            return self.left
+
+    lefts, calls = iter([2, 1, 0]), []
+
+    def fit_restored(tune, drv, bar, trainable, path, name):
+        calls.append(name)
+        return Ended(next(lefts)), interrupted
+
+    monkeypatch.setattr(_tune, "_fit_restored", fit_restored)
+    monkeypatch.setattr(_tune, "_experiment_to_continue", lambda *a: "tune-000")
+    outs = _tune.run_with_tune(driver, 4, storage_url=str(tmp_path / "again" / "journal.log"), trials_dir=tmp_path,
+                               evaluator_spec="tests.search.fake_evaluators:sleeping", resume=True, progress=False)
+    if interrupted:  # a Ctrl-C ends the run: nothing is restored behind the user's back
+        assert calls == ["tune-000"] and outs == ["left 2"]
+    else:
+        assert calls == ["tune-000"] * 3 and outs == ["left 2", "left 1", "left 0"]
+        assert "ended with 2 of its 4 trials unfinished; restoring it again (1/3)" in caplog.text
