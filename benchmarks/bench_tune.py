@@ -5,7 +5,9 @@ study of a wide test space (every draw distinct, so every trial is evaluated). `
 `max_concurrent_trials` = concurrency, on a local Ray with that many logical CPUs. `local`: that many
 `piip-search worker` processes on the same study (journal file). Linear = concurrency x 20 trials/min; per-trial
 overhead = wall x concurrency / trials - 3 s (slot time a trial costs beyond its evaluation, start-up included),
-and its marginal value from two run sizes (n and 2n trials: what one more trial costs, start-up excluded). Writes
+and its marginal value from two run sizes (n and 2n trials: what one more trial costs, start-up excluded), and the
+`steady_*` figures from the trials' timestamps (first evaluation start to last tell: start-up and shutdown
+excluded, measured on each run rather than estimated from two). Writes
 benchmarks/results/tune.json (or --out). Run from the repository root with OMP_NUM_THREADS=1:
 
     python benchmarks/bench_tune.py [--concurrency 1 2 4 8] [--sleep 3] [--per-slot 3] [--fresh-actors]
@@ -61,7 +63,7 @@ def run_tune(conc: int, n: int, sleep_s: float, reuse: bool) -> dict:
             wall = time.perf_counter() - t0
     finally:
         ray.shutdown()
-    return _summary(conc, n, sleep_s, wall, [o.status for o in outs])
+    return {**_summary(conc, n, sleep_s, wall, [o.status for o in outs]), **_steady(study, conc)}
 
 
 def run_local(conc: int, n: int, sleep_s: float) -> dict:
@@ -81,7 +83,19 @@ def run_local(conc: int, n: int, sleep_s: float) -> dict:
         study = optuna.load_study(study_name="bench", storage=optuna.storages.JournalStorage(
             optuna.storages.journal.JournalFileBackend(journal)))
         statuses = [t.user_attrs.get("status") for t in study.trials]
-    return _summary(conc, n, sleep_s, wall, statuses)
+        return {**_summary(conc, n, sleep_s, wall, statuses), **_steady(study, conc)}
+
+
+def _steady(study: optuna.Study, conc: int) -> dict:
+    """From the trials' own timestamps, without start-up and shutdown: first evaluation start to last tell. The
+    slot time a trial costs beyond its evaluation (ask, schedule, attach, tell, Tune's report) and the fraction
+    of linear throughput in that window."""
+    ends = [t.datetime_complete.timestamp() for t in study.trials]
+    evals = [t.user_attrs["metrics"]["eval_wall_s"] for t in study.trials]
+    span = max(ends) - min(e - w for e, w in zip(ends, evals, strict=True))
+    return {"steady_span_s": round(span, 2),
+            "steady_overhead_per_trial_s": round((conc * span - sum(evals)) / len(evals), 3),
+            "steady_fraction_of_linear": round(sum(evals) / (conc * span), 3)}
 
 
 def _summary(conc: int, n: int, sleep_s: float, wall: float, statuses: list) -> dict:

@@ -31,7 +31,7 @@ from piip_search.search._samplers import DEFAULT_SAMPLER, make_sampler
 from piip_search.search._storage import study_dir
 from piip_search.search._storage_retry import StorageUnavailableError
 from piip_search.search._study import attach_study, open_study, set_metric_names
-from piip_search.search._tune import tune_status
+from piip_search.search._tune_status import tune_status
 from piip_search.search.space import (
     OBJECTIVES,
     SAMPLER_NAMES,

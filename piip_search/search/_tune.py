@@ -44,12 +44,10 @@ from optuna.trial import TrialState
 from piip_search.errors import PiipSearchError
 from piip_search.search import _records as R
 from piip_search.search._optuna_internals import storage_of, trial_handle, trial_id_of
+from piip_search.search._tune_status import ATTR_CURRENT, ATTR_PREFIX, TUNE_DIR
 
-__all__ = ["PiipSearcher", "run_with_tune", "tune_status"]
+__all__ = ["PiipSearcher", "run_with_tune"]
 
-TUNE_DIR = "tune"
-ATTR_PREFIX = "tune:"
-ATTR_CURRENT = "tune:current"  # the study's latest Tune experiment name
 # one actor runs many trials, as a local worker process does: a fresh actor per trial (Tune's default, =0) costs
 # a process start-up per trial (benchmarks/bench_tune.py)
 REUSE_ACTORS = os.environ.get("PIIP_SEARCH_TUNE_REUSE_ACTORS", "1") == "1"
@@ -448,21 +446,3 @@ def _slots(cluster: dict[str, float], res: dict[str, float]) -> int:
     if res["gpu"]:
         return max(1, int(cluster.get("GPU", 0) / res["gpu"]))
     return max(1, int(cluster.get("CPU", 1) / max(res["cpu"], 1e-9)))
-
-
-def tune_status(study: optuna.Study, study_path: str | Path) -> list[dict[str, Any]]:
-    """The study's Tune experiments: each Tune trial's state, failures, study trial number and log folder."""
-    from ray.tune import ExperimentAnalysis
-
-    out = []
-    for key in sorted(k for k in study.user_attrs if k.startswith(ATTR_PREFIX) and k != ATTR_CURRENT):
-        name, led = key[len(ATTR_PREFIX):], study.user_attrs[key]
-        path = Path(study_path) / TUNE_DIR / name
-        trials = []
-        if path.is_dir():
-            for t in ExperimentAnalysis(str(path)).trials:
-                trials.append({"tune_trial": t.trial_id, "trial": t.config.get("trial_number"), "state": t.status,
-                               "failures": t.num_failures, "log_dir": t.path})
-        out.append({"experiment": name, "path": str(path), "target": led.get("target"),
-                    "suggested": len(led.get("suggested", [])), "trials": trials})
-    return out

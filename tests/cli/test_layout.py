@@ -30,3 +30,12 @@ def test_light_commands_do_not_import_optuna_or_torch():
             "print('optuna' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_the_search_package_and_status_do_not_import_ray():
+    # a local worker or `status` would pay seconds of start-up for Ray Tune's import; only the ray backends load it
+    code = ("import sys, optuna; import piip_search.search as s; "
+            "study = optuna.create_study(directions=['minimize', 'maximize']); "
+            "print(s.tune_status(study, '.'), 'ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[] False"
