@@ -61,9 +61,10 @@ def run_tune(conc: int, n: int, sleep_s: float, reuse: bool) -> dict:
             study, outs = run_search(_space(sleep_s), name="bench", trials_dir=d, n_trials=n, seed=0,
                                      backend="ray-tune", progress=False, max_concurrent=conc)
             wall = time.perf_counter() - t0
+            steady = _steady(study, conc)
     finally:
         ray.shutdown()
-    return {**_summary(conc, n, sleep_s, wall, [o.status for o in outs]), **_steady(study, conc)}
+    return {**_summary(conc, n, sleep_s, wall, [o.status for o in outs]), **steady}
 
 
 def run_local(conc: int, n: int, sleep_s: float) -> dict:

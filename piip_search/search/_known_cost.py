@@ -4,15 +4,17 @@ Generic multi-objective samplers treat FLOPs as a black box and spend trials lea
 says in a millisecond. This sampler chooses a whole config per trial:
 
 1. **Candidate pool.** Fresh random configs of the space plus neighbours of the current front (one draw
-   changed: a branch's model or resolution one step, a branch added or removed, the interaction count,
-   direction or attention). Every candidate's FLOPs/params are counted exactly (cached); candidates over a
+   changed: a branch's model or resolution one step, a branch added or removed at the end, the interaction
+   count, direction or attention; and any branch copied next to itself or removed, so the pool reaches
+   pyramids that differ in the middle). Every candidate's FLOPs/params are counted exactly (cached); candidates over a
    budget, already evaluated or pending on another trial are dropped *before* scoring.
 2. **Surrogate of AP only.** A Gaussian process with per-dimension (ARD) Matern-5/2 length scales and a fitted noise
    term (Optuna's own GP code, which GPSampler uses, through `_optuna_internals/_gp_fit.py`) on a fixed-length
    encoding of the whole config: branches in order with absent ones padded by zeros, each with presence, log-width,
-   depth, log-resolution and window/grid; branch count, interaction count, direction and attention one-hot, and log-
-   FLOPs as a feature (AP is smooth in cost). A GP rather than a tree ensemble because EHVI needs a variance that
-   grows away from the data; a tree ensemble was not measured against it (not yet done).
+   depth, log-resolution and window/grid, then the highest-resolution branch again; branch count, interaction
+   count, direction and attention one-hot, and log-FLOPs as a feature (AP is smooth in cost). A GP rather than a
+   tree ensemble because EHVI needs a variance that grows away from the data; a tree ensemble was not measured
+   against it (not yet done).
 3. **Acquisition.** Expected hypervolume improvement in (GFLOPs, AP) with FLOPs exact and AP Gaussian, in
    closed form over the 2-D front staircase (`expected_hvi`, tested against Monte Carlo). The reference point
    is (FLOPs budget, `ap_ref`).
@@ -140,17 +142,20 @@ def training_subset(cost: np.ndarray, ap: np.ndarray, max_train: int) -> np.ndar
 
 
 # ---- the encoding ------------------------------------------------------------------------------------------
+def _branch_features(b: Any) -> list[float]:
+    grid = max(1, b.resolution // 16)
+    win = 1.0 if b.window_size is None else min(1.0, b.window_size / grid)
+    return [math.log2(b.embed_dim), b.depth / 12.0, math.log2(b.resolution), win]
+
+
 def _encode(cfg: PIIPConfig, max_branches: int, gflops: float) -> list[float]:
     """Fixed-length features of a whole config (absent branches are zeros)."""
     feats: list[float] = []
     for i in range(max_branches):
-        if i < len(cfg.branches):
-            b = cfg.branches[i]
-            grid = max(1, b.resolution // 16)
-            win = 1.0 if b.window_size is None else min(1.0, b.window_size / grid)
-            feats += [1.0, math.log2(b.embed_dim), b.depth / 12.0, math.log2(b.resolution), win]
-        else:
-            feats += [0.0] * 5
+        feats += [1.0, *_branch_features(cfg.branches[i])] if i < len(cfg.branches) else [0.0] * 5
+    # the highest-resolution branch again, wherever it is: configs that differ by a branch added or removed
+    # in the middle then share these, where by position every later branch would differ
+    feats += _branch_features(cfg.branches[-1])
     inter = cfg.interactions
     n = len(cfg.branches)
     feats += [n, math.log2(1 + (cfg.n_interactions if n > 1 else 0))]
@@ -158,6 +163,11 @@ def _encode(cfg: PIIPConfig, max_branches: int, gflops: float) -> list[float]:
     feats += [float(n > 1 and inter.attention == a) for a in _ATTENTIONS]
     feats.append(math.log(max(gflops, 1e-9)))
     return feats
+
+
+def _is_branch_key(name: str) -> bool:
+    head = name.split(".", 1)[0]
+    return "." in name and head[:1] == "b" and head[1:].isdigit()
 
 
 def _is_new(c: _Candidate, seen: set) -> bool:
@@ -271,6 +281,28 @@ class KnownCostSampler(BaseSampler):
                 out.append(p)
         return out
 
+    def _branch_moves(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Configs with one branch copied next to itself or one branch removed, anywhere in the pyramid (the
+        n_branches move in `_neighbours` only appends or drops the last one)."""
+        if "n_branches" not in params:
+            return []
+        n, counts = int(params["n_branches"]), self.space.n_branches.values
+        branches = [{k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(f"b{i}.")} for i in range(n)]
+        shared = {k: v for k, v in params.items() if not _is_branch_key(k)}
+
+        def build(bs: list[dict[str, Any]]) -> dict[str, Any]:
+            p = {**shared, "n_branches": len(bs)}
+            for i, b in enumerate(bs):
+                p.update({f"b{i}.{k}": v for k, v in b.items()})
+            return p
+
+        out = []
+        if n + 1 in counts:
+            out += [build(branches[: i + 1] + [branches[i]] + branches[i + 1:]) for i in range(n)]
+        if n - 1 in counts:
+            out += [build(branches[:i] + branches[i + 1:]) for i in range(n)]
+        return out
+
     def _reference_cost(self) -> float:
         b = self.space.budgets
         cap = b.max_gflops if self._cost_name == "flops" else b.max_params_m
@@ -346,7 +378,8 @@ class KnownCostSampler(BaseSampler):
         on_front = set(zip(fc.tolist(), fa.tolist(), strict=True))
         front = list({c.fp: c for c, y in zip(done, front_ap.tolist(), strict=True)
                       if (c.known, y) in on_front}.values())
-        neigh = [p for c in front for p in self._neighbours(self.space.params_from_config(c.cfg))]
+        front_params = [self.space.params_from_config(c.cfg) for c in front]
+        neigh = [p for q in front_params for p in (*self._neighbours(q), *self._branch_moves(q))]
         self._rng.shuffle(neigh)
         cands, fps = [], set(seen)
         for c in [*fresh, *(self._candidate(p) for p in neigh[: self.n_neighbours])]:

@@ -143,3 +143,21 @@ def test_the_sampler_front_uses_config_means_as_the_study_does():
     assert 0.5 not in fa.tolist() and 0.4 in fa.tolist()  # the lucky seed defines no step
     _, fa_raw = front_staircase(cost, ap, (4.0, 0.0))
     assert 0.5 in fa_raw.tolist()
+
+
+def test_branch_moves_copy_or_remove_any_branch_of_the_pyramid() -> None:
+    space = SearchSpace.from_dict({
+        "name": "moves", "branches": {"count": [1, 2, 3], "models": ["T", "S", "B"], "resolutions": [224, 448, 672]},
+        "interactions": {"count": [1], "direction": ["bidirectional"], "attention": ["deformable"]},
+        "flops_convention": "paper"})
+    sampler = KnownCostSampler(space, seed=0)
+    two = {"n_branches": 2, "b0.model": "B", "b0.resolution": 224, "b1.model": "T", "b1.resolution": 672,
+           "interactions.count": 1, "interactions.direction": "bidirectional", "interactions.attention": "deformable"}
+    moves = sampler._branch_moves(two)
+    shapes = sorted(tuple((b.embed_dim, b.resolution) for b in space.config_from_params(p).branches) for p in moves)
+    B, T = (768, 224), (192, 672)
+    # a copy of either branch next to itself (the middle of a three-branch pyramid), or either one removed
+    assert shapes == sorted([(B, B, T), (B, T, T), (B,), (T,)])
+    assert sampler._branch_moves({k: v for k, v in two.items() if k != "n_branches"}) == []  # count is fixed
+    three = sampler._branch_moves(moves[0])
+    assert all(len(space.config_from_params(p).branches) == 2 for p in three)  # 4 branches are not in the space
