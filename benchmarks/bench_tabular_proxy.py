@@ -15,7 +15,12 @@ enumeration order (params, gflops, params_m, ap, ap50, iters, wall_s, status); `
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_tabular_proxy.py [--workers 1] [--limit N]
         [--iters 60] [--out FILE] [--study-dir DIR]
 
-Exit status 1 when a config is missing or a worker sampled something other than what was queued.
+`--limit N` queues only the first N configs (a partial build; workers still drain what an earlier run queued).
+Every trial is a queued config (the sampler suggests nothing of its own), with one exception: with several
+workers, two that check the study-wide total at the same instant near the end may both ask while one config is
+left, and the second then samples a config of the sub-space at random (a copied duplicate when that config is
+done); such trials are counted as `not_queued` in the summary line. Exit status 1 when a config is missing or a
+worker sampled something other than what was queued for it.
 """
 
 from __future__ import annotations
@@ -217,7 +222,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=1, help="piip-search worker processes (default 1)")
-    ap.add_argument("--limit", type=int, default=None, help="only the first N configs of the enumeration")
+    ap.add_argument("--limit", type=int, default=None, help="queue only the first N configs of the enumeration")
     ap.add_argument("--iters", type=int, default=DEFAULT_ITERS, help="proxy iterations per config (default 60)")
     ap.add_argument("--out", type=Path, default=None, help=f"JSONL file (default {OUT.relative_to(ROOT)})")
     ap.add_argument("--study-dir", type=Path, default=STUDY_DIR,
