@@ -8,8 +8,8 @@ constraint, like the driver does.
 
 Samplers: `known-cost` (ours), `random` and `auto` (ours, through `space.sample`), and plain Optuna `gp`,
 `tpe`, `nsga2` on a naive encoding (every parameter of the largest config suggested flat, on every trial;
-the unused ones are ignored). Reported: HV fraction at 25/50/100/200 trials (median and worst seed) and
-trials to 0.95 / 0.98.
+the unused ones are ignored). Reported: HV fraction at 25/50/100/200 (and 400, where run) trials (median and
+worst seed) and trials to 0.95 / 0.98.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_sampler_suite.py [--spaces tiny,paper-like]
         [--objectives capacity,...] [--samplers known-cost,random,...] [--seeds 5] [--seed-from 0]
@@ -42,7 +42,7 @@ from piip_search.search._samplers import make_sampler  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sampler_suite.json"
 TABULAR = ROOT / "benchmarks" / "data" / "tabular_proxy.jsonl"
-CHECKPOINTS = (25, 50, 100, 200)
+CHECKPOINTS = (25, 50, 100, 200, 400)  # a checkpoint no run reaches is not printed
 DIRS = ("minimize", "maximize")
 _FIXED = {"task": "detection", "branches": {"drop_path_rate": 0.0},
           "interactions": {"heads": 4, "points": 4, "deform_ratio": 0.5, "cffn": True, "cffn_ratio": 0.25,
@@ -218,9 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compact", action="store_true", help="with --summarise: one row per objective")
     args = ap.parse_args(argv)
     if args.summarise is not None:
-        runs = {(r["space"], r["objective"], r["sampler"], r["seed"], r["trials"]): r
-                for f in args.summarise for r in json.loads(Path(f).read_text())["runs"]}  # the same run once
-        (compact if args.compact else summarise)({"runs": list(runs.values())})
+        (compact if args.compact else summarise)({"runs": longest_runs(args.summarise)})
         return 0
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -309,16 +307,35 @@ def run_tabular(done, have, args) -> None:
             print(f"  tabular {sampler} {seed}: {curve[-1]:.3f}", file=sys.stderr, flush=True)
 
 
+def longest_runs(files: list[str]) -> list[dict]:
+    """Every run of these result files, one per (space, objective, sampler, seed): the longest. A seed's runs
+    are the same search (seeded sampler, deterministic objective), so a shorter one is the longer one's start."""
+    runs: dict[tuple, dict] = {}
+    for f in files:
+        for r in json.loads(Path(f).read_text())["runs"]:
+            key = (r["space"], r["objective"], r["sampler"], r["seed"])
+            if key not in runs or len(r["curve"]) > len(runs[key]["curve"]):
+                runs[key] = r
+    return list(runs.values())
+
+
+def _checkpoints(runs: list[dict], start: int = 0) -> list[int]:
+    """The checkpoints from `start` that at least one of these runs reaches."""
+    longest = max(len(r["curve"]) for r in runs)
+    return [c for c in CHECKPOINTS if start <= c <= longest]
+
+
 def summarise(done) -> None:
     groups: dict[tuple, list] = {}
     for r in done["runs"]:
         groups.setdefault((r["space"], r["objective"], r["sampler"]), []).append(r)
-    print("| space | objective | sampler | seeds | HV@25 | HV@50 | HV@100 | HV@200 | worst seed, last | to 0.95 "
-          "| to 0.98 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    cps = _checkpoints(done["runs"])
+    print("| space | objective | sampler | seeds | " + " | ".join(f"HV@{c}" for c in cps)
+          + " | worst seed, last | to 0.95 | to 0.98 |")
+    print("|---|---|---|---|" + "---|" * len(cps) + "---|---|---|")
     for (sp, ob, sa), rs in sorted(groups.items()):
         cells = []
-        for c in CHECKPOINTS:
+        for c in cps:
             vals = [r["curve"][c - 1] for r in rs if len(r["curve"]) >= c]
             cells.append(f"{statistics.median(vals):.3f}" if vals else "-")
         n = min(len(r["curve"]) for r in rs)
@@ -338,8 +355,8 @@ ORDER = ("known-cost", "gp-tpe", "random", "optuna-gp", "optuna-tpe", "optuna-ns
 def _cell(rs: list, what: str) -> str:
     n = min(len(r["curve"]) for r in rs)
     if what == "hv":
-        med = [statistics.median([r["curve"][c - 1] for r in rs if len(r["curve"]) >= c]) for c in (100, 200)
-               if any(len(r["curve"]) >= c for r in rs)]
+        med = [statistics.median([r["curve"][c - 1] for r in rs if len(r["curve"]) >= c])
+               for c in _checkpoints(rs, start=100)]
         return " / ".join(f"{m:.3f}" for m in med) + f" ({min(r['curve'][n - 1] for r in rs):.3f}) x{len(rs)}"
     out = []
     for tgt in (0.95, 0.98):
@@ -349,13 +366,15 @@ def _cell(rs: list, what: str) -> str:
 
 
 def compact(done) -> None:
-    """Two tables, one row per (space, objective): median HV at 100 / 200 trials (worst seed at the last
-    checkpoint) x seeds; median trials to 0.95 / 0.98 (a seed that never got there counts as slowest)."""
+    """Two tables, one row per (space, objective): median HV at 100 / 200 (/ 400 where run) trials (worst seed
+    at the last checkpoint) x seeds; median trials to 0.95 / 0.98 (a seed that never got there counts as
+    slowest)."""
     groups: dict[tuple, dict[str, list]] = {}
     for r in done["runs"]:
         groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
     samplers = [s for s in ORDER if any(s in g for g in groups.values())]
-    for what, title in (("hv", "HV@100 / HV@200 (worst seed) x seeds"), ("to", "trials to 0.95 / 0.98")):
+    hv_title = " / ".join(f"HV@{c}" for c in _checkpoints(done["runs"], start=100)) + " (worst seed) x seeds"
+    for what, title in (("hv", hv_title), ("to", "trials to 0.95 / 0.98")):
         print(f"\n{title}\n\n| space | objective | " + " | ".join(samplers) + " |")
         print("|---|---|" + "---|" * len(samplers))
         for (sp, ob), g in sorted(groups.items()):
