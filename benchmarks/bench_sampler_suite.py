@@ -216,9 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--summarise", nargs="*", default=None, help="only print the table of these result files")
     ap.add_argument("--compact", action="store_true", help="with --summarise: one row per objective")
+    ap.add_argument("--ratio", metavar="A/B", help="with --summarise: trials to 0.95 / 0.98 of sampler A over B")
     args = ap.parse_args(argv)
     if args.summarise is not None:
-        (compact if args.compact else summarise)({"runs": longest_runs(args.summarise)})
+        runs = {"runs": longest_runs(args.summarise)}
+        if args.ratio:
+            ratios(runs, *args.ratio.split("/", 1))
+        else:
+            (compact if args.compact else summarise)(runs)
         return 0
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -379,6 +384,37 @@ def compact(done) -> None:
         print("|---|---|" + "---|" * len(samplers))
         for (sp, ob), g in sorted(groups.items()):
             print(f"| {sp} | {ob} | " + " | ".join(_cell(g[s], what) if s in g else "-" for s in samplers) + " |")
+
+
+def _to_target(rs: list, tgt: float) -> tuple[float, str]:
+    """Median trials to `tgt` (a seed that never got there counts as slowest) and 'median [fastest, slowest]'."""
+    n = min(len(r["curve"]) for r in rs)
+    hits = sorted(first_at(r["curve"], tgt) or math.inf for r in rs)
+    med = statistics.median_high(hits)
+    show = [str(h) if h < math.inf else f">{n}" for h in (med, hits[0], hits[-1])]
+    return med, f"{show[0]} [{show[1]}, {show[2]}] x{len(rs)}"
+
+
+def ratios(done, a: str, b: str) -> None:
+    """Per (space, objective) run by both: median trials to 0.95 / 0.98 of `a` and `b` (per-seed range) and
+    their ratio: with equal proxy iterations per trial, the ratio of proxy iterations."""
+    groups: dict[tuple, dict[str, list]] = {}
+    for r in done["runs"]:
+        groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
+    print(f"| space | objective | {a} to 0.95 | {b} to 0.95 | ratio | {a} to 0.98 | {b} to 0.98 | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (sp, ob), g in sorted(groups.items()):
+        if a not in g or b not in g:
+            continue
+        cells = []
+        for tgt in (0.95, 0.98):
+            (ma, ta), (mb, tb) = _to_target(g[a], tgt), _to_target(g[b], tgt)
+            nb = min(len(r["curve"]) for r in g[b])
+            na = min(len(r["curve"]) for r in g[a])
+            ratio = (f"{ma / mb:.2f}" if ma < math.inf and mb < math.inf else f"< {ma / nb:.2f}" if ma < math.inf
+                     else f"> {na / mb:.2f}" if mb < math.inf else "-")
+            cells += [ta, tb, ratio]
+        print(f"| {sp} | {ob} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
