@@ -386,18 +386,29 @@ def compact(done) -> None:
             print(f"| {sp} | {ob} | " + " | ".join(_cell(g[s], what) if s in g else "-" for s in samplers) + " |")
 
 
-def _to_target(rs: list, tgt: float) -> tuple[float, str]:
-    """Median trials to `tgt` (a seed that never got there counts as slowest) and 'median [fastest, slowest]'."""
-    n = min(len(r["curve"]) for r in rs)
-    hits = sorted(first_at(r["curve"], tgt) or math.inf for r in rs)
-    med = statistics.median_high(hits)
-    show = [str(h) if h < math.inf else f">{n}" for h in (med, hits[0], hits[-1])]
-    return med, f"{show[0]} [{show[1]}, {show[2]}] x{len(rs)}"
+def _to_target(rs: list, tgt: float) -> tuple[float, float, str]:
+    """Bounds on the median trials to `tgt` and 'median [every seed]'. A seed that never got there is only known
+    to need more than its run's length (`>N`): counted as N + 1 for the lower bound, never for the upper."""
+    hits = [first_at(r["curve"], tgt) for r in rs]
+    lower = statistics.median_high([h or len(r["curve"]) + 1 for h, r in zip(hits, rs, strict=True)])
+    upper = statistics.median_high([h or math.inf for h in hits])
+    med = str(lower) if lower == upper else f">{lower - 1}" if upper == math.inf else f"{lower}-{upper}"
+    seeds = sorted((h or len(r["curve"]) + 0.5, str(h) if h else f">{len(r['curve'])}") for h, r in
+                   zip(hits, rs, strict=True))
+    return lower, upper, f"{med} [{', '.join(t for _, t in seeds)}]"
+
+
+def _ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Bounds on median(a) / median(b) from the bounds on each median."""
+    lo, hi = a[0] / b[1], a[1] / b[0]
+    if hi == math.inf:
+        return f"> {lo:.2f}" if lo > 0 else "-"
+    return f"{hi:.2f}" if lo == hi else f"< {hi:.2f}" if lo == 0 else f"{lo:.2f}-{hi:.2f}"
 
 
 def ratios(done, a: str, b: str) -> None:
-    """Per (space, objective) run by both: median trials to 0.95 / 0.98 of `a` and `b` (per-seed range) and
-    their ratio: with equal proxy iterations per trial, the ratio of proxy iterations."""
+    """Per (space, objective) run by both: median trials to 0.95 / 0.98 of `a` and `b` (every seed) and their
+    ratio: with equal proxy iterations per trial, the ratio of proxy iterations."""
     groups: dict[tuple, dict[str, list]] = {}
     for r in done["runs"]:
         groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
@@ -408,12 +419,8 @@ def ratios(done, a: str, b: str) -> None:
             continue
         cells = []
         for tgt in (0.95, 0.98):
-            (ma, ta), (mb, tb) = _to_target(g[a], tgt), _to_target(g[b], tgt)
-            nb = min(len(r["curve"]) for r in g[b])
-            na = min(len(r["curve"]) for r in g[a])
-            ratio = (f"{ma / mb:.2f}" if ma < math.inf and mb < math.inf else f"< {ma / nb:.2f}" if ma < math.inf
-                     else f"> {na / mb:.2f}" if mb < math.inf else "-")
-            cells += [ta, tb, ratio]
+            (la, ua, ta), (lb, ub, tb) = _to_target(g[a], tgt), _to_target(g[b], tgt)
+            cells += [ta, tb, _ratio((la, ua), (lb, ub))]
         print(f"| {sp} | {ob} | " + " | ".join(cells) + " |")
 
 
