@@ -8,8 +8,8 @@ constraint, like the driver does.
 
 Samplers: `known-cost` (ours), `random` and `auto` (ours, through `space.sample`), and plain Optuna `gp`,
 `tpe`, `nsga2` on a naive encoding (every parameter of the largest config suggested flat, on every trial;
-the unused ones are ignored). Reported: HV fraction at 25/50/100/200 trials (median and worst seed) and
-trials to 0.95 / 0.98.
+the unused ones are ignored). Reported: HV fraction at 25/50/100/200 (and 400, where run) trials (median and
+worst seed) and trials to 0.95 / 0.98.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_sampler_suite.py [--spaces tiny,paper-like]
         [--objectives capacity,...] [--samplers known-cost,random,...] [--seeds 5] [--seed-from 0]
@@ -42,7 +42,7 @@ from piip_search.search._samplers import make_sampler  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "sampler_suite.json"
 TABULAR = ROOT / "benchmarks" / "data" / "tabular_proxy.jsonl"
-CHECKPOINTS = (25, 50, 100, 200)
+CHECKPOINTS = (25, 50, 100, 200, 400)  # a checkpoint no run reaches is not printed
 DIRS = ("minimize", "maximize")
 _FIXED = {"task": "detection", "branches": {"drop_path_rate": 0.0},
           "interactions": {"heads": 4, "points": 4, "deform_ratio": 0.5, "cffn": True, "cffn_ratio": 0.25,
@@ -216,11 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--summarise", nargs="*", default=None, help="only print the table of these result files")
     ap.add_argument("--compact", action="store_true", help="with --summarise: one row per objective")
+    ap.add_argument("--ratio", metavar="A/B", help="with --summarise: trials to 0.95 / 0.98 of sampler A over B")
     args = ap.parse_args(argv)
     if args.summarise is not None:
-        runs = {(r["space"], r["objective"], r["sampler"], r["seed"], r["trials"]): r
-                for f in args.summarise for r in json.loads(Path(f).read_text())["runs"]}  # the same run once
-        (compact if args.compact else summarise)({"runs": list(runs.values())})
+        runs = {"runs": longest_runs(args.summarise)}
+        if args.ratio:
+            ratios(runs, *args.ratio.split("/", 1))
+        else:
+            (compact if args.compact else summarise)(runs)
         return 0
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -309,16 +312,35 @@ def run_tabular(done, have, args) -> None:
             print(f"  tabular {sampler} {seed}: {curve[-1]:.3f}", file=sys.stderr, flush=True)
 
 
+def longest_runs(files: list[str]) -> list[dict]:
+    """Every run of these result files, one per (space, objective, sampler, seed): the longest. A seed's runs
+    are the same search (seeded sampler, deterministic objective), so a shorter one is the longer one's start."""
+    runs: dict[tuple, dict] = {}
+    for f in files:
+        for r in json.loads(Path(f).read_text())["runs"]:
+            key = (r["space"], r["objective"], r["sampler"], r["seed"])
+            if key not in runs or len(r["curve"]) > len(runs[key]["curve"]):
+                runs[key] = r
+    return list(runs.values())
+
+
+def _checkpoints(runs: list[dict], start: int = 0) -> list[int]:
+    """The checkpoints from `start` that at least one of these runs reaches."""
+    longest = max(len(r["curve"]) for r in runs)
+    return [c for c in CHECKPOINTS if start <= c <= longest]
+
+
 def summarise(done) -> None:
     groups: dict[tuple, list] = {}
     for r in done["runs"]:
         groups.setdefault((r["space"], r["objective"], r["sampler"]), []).append(r)
-    print("| space | objective | sampler | seeds | HV@25 | HV@50 | HV@100 | HV@200 | worst seed, last | to 0.95 "
-          "| to 0.98 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    cps = _checkpoints(done["runs"])
+    print("| space | objective | sampler | seeds | " + " | ".join(f"HV@{c}" for c in cps)
+          + " | worst seed, last | to 0.95 | to 0.98 |")
+    print("|---|---|---|---|" + "---|" * len(cps) + "---|---|---|")
     for (sp, ob, sa), rs in sorted(groups.items()):
         cells = []
-        for c in CHECKPOINTS:
+        for c in cps:
             vals = [r["curve"][c - 1] for r in rs if len(r["curve"]) >= c]
             cells.append(f"{statistics.median(vals):.3f}" if vals else "-")
         n = min(len(r["curve"]) for r in rs)
@@ -338,8 +360,8 @@ ORDER = ("known-cost", "gp-tpe", "random", "optuna-gp", "optuna-tpe", "optuna-ns
 def _cell(rs: list, what: str) -> str:
     n = min(len(r["curve"]) for r in rs)
     if what == "hv":
-        med = [statistics.median([r["curve"][c - 1] for r in rs if len(r["curve"]) >= c]) for c in (100, 200)
-               if any(len(r["curve"]) >= c for r in rs)]
+        med = [statistics.median([r["curve"][c - 1] for r in rs if len(r["curve"]) >= c])
+               for c in _checkpoints(rs, start=100)]
         return " / ".join(f"{m:.3f}" for m in med) + f" ({min(r['curve'][n - 1] for r in rs):.3f}) x{len(rs)}"
     out = []
     for tgt in (0.95, 0.98):
@@ -349,17 +371,57 @@ def _cell(rs: list, what: str) -> str:
 
 
 def compact(done) -> None:
-    """Two tables, one row per (space, objective): median HV at 100 / 200 trials (worst seed at the last
-    checkpoint) x seeds; median trials to 0.95 / 0.98 (a seed that never got there counts as slowest)."""
+    """Two tables, one row per (space, objective): median HV at 100 / 200 (/ 400 where run) trials (worst seed
+    at the last checkpoint) x seeds; median trials to 0.95 / 0.98 (a seed that never got there counts as
+    slowest)."""
     groups: dict[tuple, dict[str, list]] = {}
     for r in done["runs"]:
         groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
     samplers = [s for s in ORDER if any(s in g for g in groups.values())]
-    for what, title in (("hv", "HV@100 / HV@200 (worst seed) x seeds"), ("to", "trials to 0.95 / 0.98")):
+    hv_title = " / ".join(f"HV@{c}" for c in _checkpoints(done["runs"], start=100)) + " (worst seed) x seeds"
+    for what, title in (("hv", hv_title), ("to", "trials to 0.95 / 0.98")):
         print(f"\n{title}\n\n| space | objective | " + " | ".join(samplers) + " |")
         print("|---|---|" + "---|" * len(samplers))
         for (sp, ob), g in sorted(groups.items()):
             print(f"| {sp} | {ob} | " + " | ".join(_cell(g[s], what) if s in g else "-" for s in samplers) + " |")
+
+
+def _to_target(rs: list, tgt: float) -> tuple[float, float, str]:
+    """Bounds on the median trials to `tgt` and 'median [every seed]'. A seed that never got there is only known
+    to need more than its run's length (`>N`): counted as N + 1 for the lower bound, never for the upper."""
+    hits = [first_at(r["curve"], tgt) for r in rs]
+    lower = statistics.median_high([h or len(r["curve"]) + 1 for h, r in zip(hits, rs, strict=True)])
+    upper = statistics.median_high([h or math.inf for h in hits])
+    med = str(lower) if lower == upper else f">{lower - 1}" if upper == math.inf else f"{lower}-{upper}"
+    seeds = sorted((h or len(r["curve"]) + 0.5, str(h) if h else f">{len(r['curve'])}") for h, r in
+                   zip(hits, rs, strict=True))
+    return lower, upper, f"{med} [{', '.join(t for _, t in seeds)}]"
+
+
+def _ratio(a: tuple[float, float], b: tuple[float, float]) -> str:
+    """Bounds on median(a) / median(b) from the bounds on each median."""
+    lo, hi = a[0] / b[1], a[1] / b[0]
+    if hi == math.inf:
+        return f"> {lo:.2f}" if lo > 0 else "-"
+    return f"{hi:.2f}" if lo == hi else f"< {hi:.2f}" if lo == 0 else f"{lo:.2f}-{hi:.2f}"
+
+
+def ratios(done, a: str, b: str) -> None:
+    """Per (space, objective) run by both: median trials to 0.95 / 0.98 of `a` and `b` (every seed) and their
+    ratio: with equal proxy iterations per trial, the ratio of proxy iterations."""
+    groups: dict[tuple, dict[str, list]] = {}
+    for r in done["runs"]:
+        groups.setdefault((r["space"], r["objective"]), {}).setdefault(r["sampler"], []).append(r)
+    print(f"| space | objective | {a} to 0.95 | {b} to 0.95 | ratio | {a} to 0.98 | {b} to 0.98 | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (sp, ob), g in sorted(groups.items()):
+        if a not in g or b not in g:
+            continue
+        cells = []
+        for tgt in (0.95, 0.98):
+            (la, ua, ta), (lb, ub, tb) = _to_target(g[a], tgt), _to_target(g[b], tgt)
+            cells += [ta, tb, _ratio((la, ua), (lb, ub))]
+        print(f"| {sp} | {ob} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
