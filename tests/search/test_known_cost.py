@@ -8,7 +8,8 @@ import pytest
 
 from piip_search.errors import SearchSpaceError
 from piip_search.search import SearchSpace, hypervolume
-from piip_search.search._known_cost import KnownCostSampler, expected_hvi, front_staircase, training_subset
+from piip_search.search._ehvi import expected_hvi, front_staircase, training_subset
+from piip_search.search._known_cost import KnownCostSampler
 from piip_search.search._samplers import make_sampler
 
 DIRS = ("minimize", "maximize")
@@ -132,7 +133,7 @@ def test_past_its_training_cap_the_sampler_still_proposes_new_configs_on_the_bud
 
 
 def test_the_sampler_front_uses_config_means_as_the_study_does():
-    from piip_search.search._known_cost import config_means
+    from piip_search.search._ehvi import config_means
 
     fps = ["a", "b", "b", "b", "c"]
     ap = np.array([0.30, 0.50, 0.20, 0.20, 0.40])  # b: one lucky seed of three
