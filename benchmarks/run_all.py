@@ -33,6 +33,7 @@ FULL = [
     ["bench_report.py"],
     ["bench_orchestration.py"],
     ["bench_fault_soak.py"],
+    ["bench_journal_lock.py"],
 ]
 QUICK = [
     ["bench_flops.py", "--random", "10"],
@@ -47,6 +48,7 @@ QUICK = [
     ["bench_report.py", "--sizes", "100,1000", "--out", "report_quick.json"],
     ["bench_orchestration.py", "--quick", "--out", "orchestration_quick.json"],
     ["bench_fault_soak.py", "--quick", "--out", "fault_soak_quick.json"],
+    ["bench_journal_lock.py", "--rounds", "2", "--out", "journal_lock_quick.json"],
 ]
 
 

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+from optuna.storages.journal import JournalFileBackend
 
 from piip_search.errors import StudyError
+from piip_search.search._journal_lock import JournalLock
 from piip_search.search._optuna_internals import DURABLE_JOURNAL_OPS, cached_rdb
 from piip_search.search._storage_retry import DEFAULT_OUTAGE_LIMIT_S, RetryingStorage, _transient
 
@@ -100,15 +101,16 @@ def _first_corrupt_line(path: str) -> tuple[int, bytes] | None:
 
 
 class JournalFile(JournalFileBackend):
-    """Optuna's `JournalFileBackend` (open-lock) that fsyncs only the appends that must survive a power cut,
-    repairs a torn last line and names the file and line of a corrupt record."""
+    """Optuna's `JournalFileBackend` with a lock that breaks a dead holder's lock safely (`_journal_lock.py`), that
+    fsyncs only the appends that must survive a power cut, repairs a torn last line and names the file and line of
+    a corrupt record."""
 
     def __init__(self, file_path: str) -> None:
         if os.path.isdir(file_path):
             raise StudyError(f"storage {file_path}: is a folder, not a journal file")
-        self._piip_lock = JournalFileOpenLock(file_path)
+        self._piip_lock = JournalLock(file_path)
         self._piip_path = file_path
-        super().__init__(file_path, lock_obj=self._piip_lock)
+        super().__init__(file_path)  # its own lock object goes unused: every append here takes `_piip_lock`
         self._locked(lambda: _cut_torn_tail(file_path))
 
     def _locked(self, fn: Any) -> Any:
