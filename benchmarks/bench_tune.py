@@ -114,13 +114,18 @@ def main() -> None:
     ap.add_argument("--sleep", type=float, default=3.0)
     ap.add_argument("--per-slot", type=int, default=3, help="trials per concurrent slot")
     ap.add_argument("--fresh-actors", action="store_true", help="a new Tune actor per trial (Tune's default)")
+    ap.add_argument("--backends", default="ray-tune,local", help="comma-separated: ray-tune, local")
+    ap.add_argument("--tune-checkpoint-s", help="TUNE_GLOBAL_CHECKPOINT_S for the ray-tune runs (default: "
+                    "what run_with_tune sets)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "tune.json"))
     args = ap.parse_args()
+    if args.tune_checkpoint_s is not None:
+        os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = args.tune_checkpoint_s
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = []
     for conc in args.concurrency:
-        for backend in ("ray-tune", "local"):
+        for backend in args.backends.split(","):
             runs = []
             for n in (args.per_slot * conc, 2 * args.per_slot * conc):
                 runs.append(run_tune(conc, n, args.sleep, not args.fresh_actors) if backend == "ray-tune" else
@@ -133,6 +138,7 @@ def main() -> None:
                          "marginal_overhead_per_trial_s": round(marginal, 3), "small_run": small})
             print(json.dumps(rows[-1]), flush=True)
     out = {"sleep_s": args.sleep, "reuse_actors": not args.fresh_actors, "cpus": os.cpu_count(), "rows": rows,
+           "tune_checkpoint_s": os.environ.get("TUNE_GLOBAL_CHECKPOINT_S"),
            "command": "python benchmarks/bench_tune.py " + " ".join(sys.argv[1:])}
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
 

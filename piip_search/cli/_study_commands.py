@@ -107,7 +107,8 @@ def _tune_table(run: dict):
         t.add_column(col)
     t.add_column("log folder", overflow="fold")
     for r in run["trials"]:
-        t.add_row(str(r["trial"]), r["tune_trial"], r["state"], str(r["failures"]), r["log_dir"])
+        t.add_row(str(r["trial"]), r["tune_trial"], r["state"], "-" if r["failures"] is None else str(r["failures"]),
+                  r["log_dir"] or "-")
     return t
 
 

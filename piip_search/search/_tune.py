@@ -269,8 +269,10 @@ def run_with_tune(driver: Any, n_trials: int, *, storage_url: str, trials_dir: s
         # RAY_ADDRESS set (or `ray start` done) -> join that cluster; otherwise a local one on this machine
         ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, log_to_driver=False,
                  ignore_reinit_error=True)
-    # the experiment state (with the searcher's) is saved at every Tune step, so a crash loses no running trial
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    # Tune saves its experiment state on its own schedule (TUNE_GLOBAL_CHECKPOINT_S, default at most every 10 s):
+    # a save at every step rewrites every trial's state ~10 times a second and cost 0.6-1.6 s per trial at 8
+    # slots (benchmarks/bench_tune.py). A stale state loses nothing: the study is the record, and a restore
+    # offers again the suggested trials the state does not name (`_find_orphans`)
     study, space = driver.study, driver.space
     root = (Path(driver.study_path) / TUNE_DIR).resolve()
     spec = {"storage_url": str(Path(storage_url).resolve()) if "://" not in storage_url else storage_url,

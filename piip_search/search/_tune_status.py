@@ -28,6 +28,20 @@ def tune_status(study: optuna.Study, study_path: str | Path) -> list[dict[str, A
             for t in ExperimentAnalysis(str(path)).trials:
                 trials.append({"tune_trial": t.trial_id, "trial": t.config.get("trial_number"), "state": t.status,
                                "failures": t.num_failures, "log_dir": t.path})
+        trials += _unsaved(study, name, path, {t["tune_trial"] for t in trials})
         out.append({"experiment": name, "path": str(path), "target": led.get("target"),
                     "suggested": len(led.get("suggested", [])), "trials": trials})
+    return out
+
+
+def _unsaved(study: optuna.Study, name: str, path: Path, saved: set[str]) -> list[dict[str, Any]]:
+    """Study trials run by this experiment that Tune's saved state does not name: a driver that died between two
+    of Tune's saves (the study recorded them; their Tune folder holds their results)."""
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        exp, _, tid = str(t.user_attrs.get("tune_trial", "")).partition("/")
+        if exp == name and tid and tid not in saved:
+            log_dir = path / f"trial_{t.number:05d}"
+            out.append({"tune_trial": tid, "trial": t.number, "state": f"not in Tune's state (study: {t.state.name})",
+                        "failures": None, "log_dir": str(log_dir) if log_dir.is_dir() else None})
     return out

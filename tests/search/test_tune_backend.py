@@ -172,7 +172,9 @@ def test_driver_sigkilled_then_resume_continues_without_duplicates(ray_cluster, 
     info = json.loads(status.stdout)
     (run,) = info["tune"]
     assert sorted(t["trial"] for t in run["trials"]) == sorted(t.number for t in trained)
-    assert all(t["state"] == "TERMINATED" and Path(t["log_dir"]).is_dir() for t in run["trials"])
+    for t in run["trials"]:  # one the dead driver's actor finished after Tune's last save is listed from the study
+        assert t["state"] in ("TERMINATED", "not in Tune's state (study: COMPLETE)"), t
+        assert Path(t["log_dir"]).is_dir(), t
 
 
 def test_resources_per_trial_come_from_the_proxy_block_and_pass_its_check():
