@@ -143,7 +143,6 @@ def iter_space(space: SearchSpace):
     dims = space.dimensions()
     glob = [k for k in ("window_size", "interactions.direction", "interactions.count", "interactions.attention")
             if k in dims]
-    out = []
     for n in space.n_branches.values:
         if space.presets is not None:
             models = [dict(zip([f"b{i}.model" for i in range(n)], c, strict=True))
