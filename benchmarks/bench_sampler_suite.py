@@ -13,7 +13,10 @@ worst seed) and trials to 0.95 / 0.98.
 
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_sampler_suite.py [--spaces tiny,paper-like]
         [--objectives capacity,...] [--samplers known-cost,random,...] [--seeds 5] [--seed-from 0]
-        [--trials 200] [--out FILE]   (resumable: runs already in FILE are skipped)
+        [--trials 200] [--out FILE] [--workers 2]   (resumable: runs already in FILE are skipped)
+
+A space's table (every config's count) is cached in benchmarks/data/.cache/ (git-ignored), keyed by the space
+and the sources of the FLOPs counter: the paper space takes minutes to count, a second to load.
 """
 
 from __future__ import annotations
@@ -59,6 +62,15 @@ SPACES: dict[str, dict[str, Any]] = {
                          "attention": ["deformable", "regular"]},
         "fixed": {**_FIXED, "interactions": {**_FIXED["interactions"], "heads": 16}},
         "budgets": {"max_gflops": 3000}, "flops_convention": "paper"},
+    # the paper's design space itself (858,600 configs; counted once, then cached: see `table`)
+    "paper": {
+        "name": "paper", "branches": {"count": [2, 3, 4], "models": ["T", "S", "B", "L"],
+                                      "resolutions": list(range(224, 1793, 224)), "window_size": [14]},
+        "interactions": {"count": [1, 2, 3, 4, 6, 12], "direction": ["bidirectional", "top-down", "bottom-up",
+                                                                     "all-pairs", "none"],
+                         "attention": ["deformable", "regular"]},
+        "fixed": {**_FIXED, "interactions": {**_FIXED["interactions"], "heads": 16}},
+        "budgets": {"max_gflops": 3000}, "flops_convention": "paper"},
     # the tiny CPU space, coarsened
     "tiny": {
         "name": "tiny", "branches": {"count": [2, 3], "models": {"embed_dim": [32, 64, 128], "depth": [2, 4],
@@ -83,14 +95,23 @@ def _terms(cfg) -> dict[str, float]:
             "n": len(bs)}
 
 
+# log capacity (sum of width^2 x depth) and log resolution ranges that the objectives map to [0, 1]: the smallest
+# and largest pyramid of each space (paper and paper-like: 2 x T to 4 x L, DeiT T = 192 wide x 12, L = 1024 x 24)
+_RANGES = {
+    "tiny": ((64 ** 2 * 2 * 2, 128 ** 2 * 4 * 3), (64, 256)),
+    "paper-like": ((192 ** 2 * 12 * 2, 1024 ** 2 * 24 * 4), (224, 1568)),
+    "paper": ((192 ** 2 * 12 * 2, 1024 ** 2 * 24 * 4), (224, 1792)),
+}
+
+
 def _rescale(space_name: str) -> tuple[float, float]:
-    return (math.log(64 ** 2 * 2 * 2), math.log(128 ** 2 * 4 * 3)) if space_name == "tiny" else (
-        math.log(192 ** 2 * 12 * 2), math.log(1024 ** 2 * 24 * 4))
+    lo, hi = _RANGES[space_name][0]
+    return math.log(lo), math.log(hi)
 
 
 def make_objectives(space_name: str) -> dict[str, Any]:
     c0, c1 = _rescale(space_name)
-    r0, r1 = (math.log(64), math.log(256)) if space_name == "tiny" else (math.log(224), math.log(1568))
+    r0, r1 = (math.log(r) for r in _RANGES[space_name][1])
 
     def cap(t): return (t["cap"] - c0) / (c1 - c0)
     def res(t): return (t["top"] - r0) / (r1 - r0)
@@ -114,10 +135,14 @@ NOISE_SD = 0.006  # three seeds of the default proxy run span AP 0.258-0.273: sd
 # ---- the space, enumerated -------------------------------------------------------------------------------
 def enumerate_space(space: SearchSpace) -> list[dict[str, Any]]:
     """Params of every distinct config: draws already in the inverted order, so each is canonical."""
+    return list(iter_space(space))
+
+
+def iter_space(space: SearchSpace):
+    """`enumerate_space`, one params dict at a time."""
     dims = space.dimensions()
     glob = [k for k in ("window_size", "interactions.direction", "interactions.count", "interactions.attention")
             if k in dims]
-    out = []
     for n in space.n_branches.values:
         if space.presets is not None:
             models = [dict(zip([f"b{i}.model" for i in range(n)], c, strict=True))
@@ -133,18 +158,98 @@ def enumerate_space(space: SearchSpace) -> list[dict[str, Any]]:
             p = {**m, **r, **dict(zip(glob, g, strict=True))}
             if "n_branches" in dims:
                 p["n_branches"] = n
-            out.append(p)
+            yield p
+
+
+# ---- the table of a space, cached --------------------------------------------------------------------------
+CACHE_DIR = ROOT / "benchmarks" / "data" / ".cache"
+# what a table's rows depend on besides the space: the FLOPs counter, the config (fingerprints, canonical form)
+# and the space's params -> config mapping; a change to any of them (or to this file's table code) rebuilds it
+_COUNT_SOURCES = ("piip_search/flops", "piip_search/config", "piip_search/search/space")
+
+
+def _row(space: SearchSpace, p: dict[str, Any]) -> tuple[str, tuple[float, float, dict, None]]:
+    """fingerprint, (GFLOPs, M params, terms, None) of one config (its params are not kept: 858,600 dicts of the
+    paper space would take about 1 GB, and nothing reads them back)."""
+    cfg = space.config_from_params(p)
+    r = count(cfg, convention=space.flops_convention, cache=False)
+    return cfg.fingerprint(), (r.flops / 1e9, r.params / 1e6, _terms(cfg), None)
+
+
+def cache_key(space_dict: dict[str, Any]) -> str:
+    """Hash of the space dict, of the sources that count it and of this file's table code."""
+    import hashlib
+    import inspect
+
+    h = hashlib.sha256(json.dumps(space_dict, sort_keys=True, default=str).encode())
+    for d in _COUNT_SOURCES:
+        for f in sorted((ROOT / d).rglob("*.py")):
+            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    for fn in (iter_space, _row, _terms):
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()[:16]
+
+
+_WORKER_SPACE: SearchSpace | None = None
+
+
+def _init_worker(space_dict: dict[str, Any], source: str) -> None:
+    global _WORKER_SPACE
+    _WORKER_SPACE = SearchSpace.from_dict(space_dict, source=source)
+
+
+def _rows(chunk: list[dict[str, Any]]) -> list[tuple]:
+    assert _WORKER_SPACE is not None
+    return [_row(_WORKER_SPACE, p) for p in chunk]
+
+
+def _chunks(it, n: int):
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
+
+
+def build_table(space: SearchSpace, space_dict: dict[str, Any] | None = None, workers: int = 1,
+                ) -> dict[str, tuple[float, float, dict, None]]:
+    """fingerprint -> (GFLOPs, M params, terms, None) of every config; with `workers` > 1 (and the space's dict)
+    counted in that many processes."""
+    if workers <= 1 or space_dict is None:
+        return dict(_row(space, p) for p in iter_space(space))
+    import multiprocessing as mp
+
+    out: dict[str, tuple] = {}
+    with mp.get_context("fork").Pool(workers, _init_worker, (space_dict, space.source or "")) as pool:
+        for rows in pool.imap(_rows, _chunks(iter_space(space), 5000)):
+            out.update(rows)
     return out
 
 
-def table(space: SearchSpace) -> dict[str, tuple[float, float, dict]]:
-    """fingerprint -> (GFLOPs, M params, terms) of every config."""
-    out = {}
-    for p in enumerate_space(space):
-        cfg = space.config_from_params(p)
-        r = count(cfg, convention=space.flops_convention)
-        out[cfg.fingerprint()] = (r.flops / 1e9, r.params / 1e6, _terms(cfg), p)
-    return out
+def table(space: SearchSpace, space_dict: dict[str, Any] | None = None, *, cache_dir: Path | None = CACHE_DIR,
+          workers: int = 1, log=None) -> dict[str, tuple[float, float, dict, None]]:
+    """`build_table`, cached under `cache_dir` as <space>-<cache_key>.pkl when the space's dict is given (a
+    changed space, counter or table code gets a new file). `log(msg)` is told how long it took and how."""
+    import pickle
+
+    t0 = time.perf_counter()
+    path = None
+    if space_dict is not None and cache_dir is not None:
+        path = Path(cache_dir) / f"{space_dict.get('name', 'space')}-{cache_key(space_dict)}.pkl"
+        if path.exists():
+            with path.open("rb") as fh:
+                tab = pickle.load(fh)
+            if log:
+                log(f"{len(tab)} configs loaded from {path.name} in {time.perf_counter() - t0:.1f} s")
+            return tab
+    tab = build_table(space, space_dict, workers)
+    if log:
+        log(f"{len(tab)} configs enumerated and counted in {time.perf_counter() - t0:.1f} s ({workers} process"
+            f"{'es' if workers > 1 else ''})")
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(tab, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+    return tab
 
 
 # ---- one run ---------------------------------------------------------------------------------------------
@@ -214,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-from", type=int, default=0, help="run seeds seed-from..seeds-1 (breadth first)")
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--workers", type=int, default=2, help="processes that count a space not yet cached")
     ap.add_argument("--summarise", nargs="*", default=None, help="only print the table of these result files")
     ap.add_argument("--compact", action="store_true", help="with --summarise: one row per objective")
     ap.add_argument("--ratio", metavar="A/B", help="with --summarise: trials to 0.95 / 0.98 of sampler A over B")
@@ -233,9 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         if sname == "tabular-sub":
             continue
         space = SearchSpace.from_dict(SPACES[sname], source=sname)
-        t0 = time.perf_counter()
-        tab = table(space)
-        print(f"{sname}: {len(tab)} configs enumerated in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        tab = table(space, SPACES[sname], workers=args.workers,
+                    log=lambda msg, sname=sname: print(f"{sname}: {msg}", file=sys.stderr, flush=True))
         objs = make_objectives(sname)
         for oname in args.objectives.split(","):
             if oname == "tabular":
@@ -249,11 +354,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def front_mask(pts: np.ndarray) -> np.ndarray:
+    """`pareto_mask(pts, DIRS)` of (GFLOPs min, AP max) points in O(n log n) (duplicates of a front point
+    included): a point is on the front iff its AP beats every point of lower cost and every cheaper-or-equal one
+    of higher AP. pareto_mask ranks every point into its front, which on the paper space's 700k points and
+    thousands of fronts (plateau-cliff) takes many minutes."""
+    order = np.lexsort((-pts[:, 1], pts[:, 0]))  # by cost, then AP best first
+    f, a = pts[order, 0], pts[order, 1]
+    uniq = np.ones(len(f), dtype=bool)
+    uniq[1:] = (f[1:] != f[:-1]) | (a[1:] != a[:-1])
+    starts = np.flatnonzero(uniq)
+    ua = a[starts]
+    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(ua)[:-1]])
+    on_u = ua > best_before  # better AP than every distinct point before it in (cost, -AP) order
+    mask = np.zeros(len(pts), dtype=bool)
+    mask[order] = np.repeat(on_u, np.diff(np.append(starts, len(f))))
+    return mask
+
+
 def run_objective(done, have, args, sname, space, tab, oname, ap_of, noise) -> None:
     ref = (float(space.budgets.max_gflops or 1.1 * max(v[0] for v in tab.values())), 0.0)
     pts = np.array([[v[0], ap_of(v[2], None)] for v in tab.values() if v[0] <= ref[0]])
-    true_hv = hypervolume(pts[pareto_mask(pts, DIRS)], ref, DIRS)
-    n_front = int(pareto_mask(pts, DIRS).sum())
+    mask = front_mask(pts)
+    true_hv = hypervolume(pts[mask], ref, DIRS)
+    n_front = int(mask.sum())
     for sampler in args.samplers.split(","):
         for seed in range(args.seed_from, args.seeds):
             key = (sname, oname, sampler, seed, args.trials)
