@@ -354,28 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def front_mask(pts: np.ndarray) -> np.ndarray:
-    """`pareto_mask(pts, DIRS)` of (GFLOPs min, AP max) points in O(n log n) (duplicates of a front point
-    included): a point is on the front iff its AP beats every point of lower cost and every cheaper-or-equal one
-    of higher AP. pareto_mask ranks every point into its front, which on the paper space's 700k points and
-    thousands of fronts (plateau-cliff) takes many minutes."""
-    order = np.lexsort((-pts[:, 1], pts[:, 0]))  # by cost, then AP best first
-    f, a = pts[order, 0], pts[order, 1]
-    uniq = np.ones(len(f), dtype=bool)
-    uniq[1:] = (f[1:] != f[:-1]) | (a[1:] != a[:-1])
-    starts = np.flatnonzero(uniq)
-    ua = a[starts]
-    best_before = np.concatenate([[-np.inf], np.maximum.accumulate(ua)[:-1]])
-    on_u = ua > best_before  # better AP than every distinct point before it in (cost, -AP) order
-    mask = np.zeros(len(pts), dtype=bool)
-    mask[order] = np.repeat(on_u, np.diff(np.append(starts, len(f))))
-    return mask
-
-
 def run_objective(done, have, args, sname, space, tab, oname, ap_of, noise) -> None:
     ref = (float(space.budgets.max_gflops or 1.1 * max(v[0] for v in tab.values())), 0.0)
     pts = np.array([[v[0], ap_of(v[2], None)] for v in tab.values() if v[0] <= ref[0]])
-    mask = front_mask(pts)
+    mask = pareto_mask(pts, DIRS)
     true_hv = hypervolume(pts[mask], ref, DIRS)
     n_front = int(mask.sum())
     for sampler in args.samplers.split(","):

@@ -22,6 +22,8 @@ Conventions (every function here):
 
 from __future__ import annotations
 
+import bisect
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,12 +105,12 @@ def _ranks_2d(p: np.ndarray) -> np.ndarray:
     uniq, inverse = np.unique(p, axis=0, return_inverse=True)  # sorted lexicographically by (f0, f1)
     front_min: list[float] = []
     ranks_u = np.empty(len(uniq), dtype=int)
-    for i, f1 in enumerate(uniq[:, 1]):
-        k = int(np.searchsorted(front_min, f1, side="right"))
+    for i, f1 in enumerate(uniq[:, 1].tolist()):
+        k = bisect.bisect_right(front_min, f1)  # np.searchsorted would convert the list on every call
         if k == len(front_min):
-            front_min.append(float(f1))
+            front_min.append(f1)
         else:
-            front_min[k] = float(f1)
+            front_min[k] = f1
         ranks_u[i] = k
     return ranks_u[inverse.reshape(-1)]
 

@@ -56,19 +56,3 @@ def test_cached_table_equals_fresh_and_a_changed_space_gets_a_new_cache(bench, t
     assert "enumerated" in logs[-1] and len(changed) > len(fresh)
     assert len(sorted(tmp_path.glob("tiny-test-*.pkl"))) == 2
     assert bench.cache_key(d2) != bench.cache_key(d)
-
-
-def test_front_mask_is_pareto_mask(bench):
-    import numpy as np
-
-    from piip_search.search import pareto_mask
-
-    rng = np.random.default_rng(0)
-    for n in (1, 2, 7, 300):
-        pts = rng.integers(0, 6, size=(n, 2)).astype(float)  # many ties and duplicates
-        assert (bench.front_mask(pts) == pareto_mask(pts, bench.DIRS)).all()
-    d = _small(bench)
-    tab = bench.build_table(SearchSpace.from_dict(d, source="tiny-test"))
-    for f in bench.make_objectives("tiny").values():
-        pts = np.array([[v[0], f(v[2])] for v in tab.values()])
-        assert (bench.front_mask(pts) == pareto_mask(pts, bench.DIRS)).all()
