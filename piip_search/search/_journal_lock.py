@@ -33,7 +33,8 @@ BREAK_SUFFIX = ".lock.break"
 GRACE_S = 30.0  # Optuna's grace period for a lock whose holder cannot be checked
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with this pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -108,7 +109,7 @@ class JournalLock:
     def _dead_here(self, holder: bytes) -> bool:
         parts = holder.split()
         return (len(parts) == 3 and parts[0].decode(errors="replace") == self._host and parts[1].isdigit()
-                and not _pid_alive(int(parts[1])))
+                and not pid_alive(int(parts[1])))
 
     def _break(self, judged: tuple[tuple[int, int], bytes]) -> None:
         with self._breaking():

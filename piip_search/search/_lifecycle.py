@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from piip_search.search import _records as R
 from piip_search.search import _storage
+from piip_search.search._journal_lock import pid_alive as _pid_alive
 from piip_search.search._optuna_internals import storage_of, trial_id_of
 
 log = logging.getLogger("piip_search.search")
@@ -39,16 +40,6 @@ log = logging.getLogger("piip_search.search")
 def worker_id() -> str:
     """`host:pid`; PIIP_SEARCH_WORKER_HOST overrides the host (tests play remote hosts with it)."""
     return f"{os.environ.get('PIIP_SEARCH_WORKER_HOST') or socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def mark_alive(study: optuna.Study, trial_id: int) -> None:

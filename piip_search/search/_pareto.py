@@ -23,7 +23,6 @@ Conventions (every function here):
 from __future__ import annotations
 
 import bisect
-
 from collections.abc import Sequence
 from typing import Any
 
