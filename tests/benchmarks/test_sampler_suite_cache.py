@@ -4,25 +4,17 @@ gets a new file."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
 from piip_search.search import SearchSpace
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "bench_sampler_suite.py"
+from tests.benchmarks._scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_sampler_suite", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_sampler_suite"] = mod  # the process pool sends its functions by module name
-    spec.loader.exec_module(mod)
-    yield mod
+    yield load_script("bench_sampler_suite")
     sys.modules.pop("bench_sampler_suite", None)
 
 
