@@ -109,9 +109,9 @@ class PiipSearcher(_searcher_base()):  # type: ignore[misc]
         self._orphans: list[int] | None = None
 
     def save(self, checkpoint_path: str) -> None:
-        # the study holds the search state (written at every suggestion); Tune's trial ids of running trials are
-        # what the study cannot know
-        Path(checkpoint_path).write_text(json.dumps({"experiment": self.experiment, "live": self._live}))
+        # the study holds the search state (written at every suggestion) and a restore reads the running trials from
+        # Tune's experiment state (`restore_from_experiment`): the file only names the experiment
+        Path(checkpoint_path).write_text(json.dumps({"experiment": self.experiment}))
 
     def restore(self, checkpoint_path: str) -> None:
         self.restore_from_experiment()
