@@ -81,11 +81,14 @@ def _encode(cfg: PIIPConfig, max_branches: int, gflops: float) -> list[float]:
     # the highest-resolution branch again, wherever it is: configs that differ by a branch added or removed
     # in the middle then share these, where by position every later branch would differ
     feats += _branch_features(cfg.branches[-1])
+    # a pyramid without interaction units is one network whatever its count and attention draws say (its
+    # fingerprint drops them): equal configs get equal features, so the GP does not fit draws that do nothing
     inter = cfg.interactions
-    n = len(cfg.branches)
-    feats += [n, math.log2(1 + (cfg.n_interactions if n > 1 else 0))]
-    feats += [float(n > 1 and inter.direction == d) for d in DIRECTIONS]
-    feats += [float(n > 1 and inter.attention == a) for a in _ATTENTIONS]
+    units = bool(cfg.unit_pairs())
+    direction = inter.direction if units else "none"
+    feats += [len(cfg.branches), math.log2(1 + (cfg.n_interactions if units else 0))]
+    feats += [float(direction == d) for d in DIRECTIONS]
+    feats += [float(units and inter.attention == a) for a in _ATTENTIONS]
     feats.append(math.log(max(gflops, 1e-9)))
     return feats
 

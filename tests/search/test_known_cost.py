@@ -162,3 +162,26 @@ def test_branch_moves_copy_or_remove_any_branch_of_the_pyramid() -> None:
     assert sampler._branch_moves({k: v for k, v in two.items() if k != "n_branches"}) == []  # count is fixed
     three = sampler._branch_moves(moves[0])
     assert all(len(space.config_from_params(p).branches) == 2 for p in three)  # 4 branches are not in the space
+
+
+def test_encoding_is_a_function_of_the_network() -> None:
+    """Draws that build the same network (no units: count and attention do nothing) encode the same; draws
+    that change it do not."""
+    from piip_search.search._known_cost import _encode
+
+    space = SearchSpace.from_dict({
+        "name": "enc", "branches": {"count": [1, 2], "models": ["T", "S"], "resolutions": [224, 448]},
+        "interactions": {"count": [1, 2], "direction": ["bidirectional", "none"],
+                         "attention": ["deformable", "regular"]},
+        "flops_convention": "paper"})
+    base = {"n_branches": 2, "b0.model": "S", "b0.resolution": 224, "b1.model": "T", "b1.resolution": 448}
+
+    def enc(**inter):
+        cfg = space.config_from_params({**base, **{f"interactions.{k}": v for k, v in inter.items()}})
+        return cfg.fingerprint(), _encode(cfg, 2, 1.0)
+
+    none = [enc(direction="none", count=c, attention=a) for c in (1, 2) for a in ("deformable", "regular")]
+    assert len({fp for fp, _ in none}) == 1 and all(x == none[0][1] for _, x in none)
+    units = [enc(direction="bidirectional", count=c, attention=a) for c in (1, 2) for a in ("deformable", "regular")]
+    assert len({fp for fp, _ in units}) == 4 and len({tuple(x) for _, x in units}) == 4
+    assert none[0][1] not in [x for _, x in units]

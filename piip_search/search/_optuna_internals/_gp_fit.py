@@ -18,6 +18,7 @@ try:
     from optuna._gp import prior as _prior
 
     HAVE_GP_INTERNALS = all(hasattr(_gp, n) for n in ("fit_kernel_params", "GPRegressor")) and all(
+        hasattr(_gp.GPRegressor, n) for n in ("_cache_matrix", "posterior")) and all(
         hasattr(_prior, n) for n in ("default_log_prior", "DEFAULT_MINIMUM_NOISE_VAR"))
 except (ImportError, AttributeError):  # pragma: no cover - depends on the installed Optuna
     HAVE_GP_INTERNALS = False
@@ -37,13 +38,15 @@ class GPModel:
     fitted on exactly (X, y) is that posterior already and is used as is (no second factorisation)."""
 
     def __init__(self, X: np.ndarray, y: np.ndarray, kernel: Any, *, fitted_on_all: bool = False) -> None:
-        if fitted_on_all:
-            self._reg = kernel
-            return
-        self._reg = _gp.GPRegressor(torch.zeros(X.shape[1], dtype=torch.bool), torch.from_numpy(X),
-                                    torch.from_numpy(y), kernel.inverse_squared_lengthscales, kernel.kernel_scale,
-                                    kernel.noise_var)
-        self._reg._cache_matrix()
+        self._X, self._y, self._kernel = X, y, kernel
+        self._reg = kernel if fitted_on_all else self._regressor(X, y)
+
+    def _regressor(self, X: np.ndarray, y: np.ndarray) -> Any:
+        k = self._kernel
+        reg = _gp.GPRegressor(torch.zeros(X.shape[1], dtype=torch.bool), torch.from_numpy(X), torch.from_numpy(y),
+                              k.inverse_squared_lengthscales, k.kernel_scale, k.noise_var)
+        reg._cache_matrix()
+        return reg
 
     def posterior(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and variance at each row of `X`."""
@@ -52,5 +55,8 @@ class GPModel:
         return m.numpy(), v.numpy()
 
     def add_fantasies(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Condition on pending points `X` as if they had returned `y` (kriging believer)."""
-        self._reg.append_running_data(torch.from_numpy(X), torch.from_numpy(y))
+        """Condition on pending points `X` as if they had returned `y` (kriging believer): the same
+        hyperparameters on the data plus the fantasies, one factorisation (Optuna's own running-data API differs
+        between releases, its constructor and posterior do not)."""
+        self._X, self._y = np.vstack([self._X, X]), np.concatenate([self._y, y])
+        self._reg = self._regressor(self._X, self._y)
