@@ -369,7 +369,7 @@ def run_objective(done, have, args, sname, space, tab, oname, ap_of, noise) -> N
             curve = hv_fractions(run_one(space, tab, ap_of, sampler, seed, args.trials, noise), ref, true_hv)
             done["runs"].append({"space": sname, "objective": oname, "sampler": sampler, "seed": seed,
                                  "trials": args.trials, "curve": curve, "front_size": n_front,
-                                 "wall_s": time.perf_counter() - t0})
+                                 "wall_s": time.perf_counter() - t0, "optuna": optuna.__version__})
             have.add(key)
             Path(args.out).write_text(json.dumps(done))
             print(f"  {sname} {oname} {sampler} {seed}: {curve[-1]:.3f} in {time.perf_counter() - t0:.0f} s",
@@ -409,10 +409,12 @@ def run_tabular(done, have, args) -> None:
             key = ("tabular-sub", f"tabular ({len(rows)} measured)", sampler, seed, args.trials)  # as stored
             if key in have:
                 continue
+            t0 = time.perf_counter()
             curve = hv_fractions(run_one(space, full, ap_of, sampler, seed, args.trials, 0.0), ref, true_hv)
             done["runs"].append({"space": "tabular-sub", "objective": f"tabular ({len(rows)} measured)",
                                  "sampler": sampler, "seed": seed, "trials": args.trials, "curve": curve,
-                                 "front_size": n_front})
+                                 "front_size": n_front, "wall_s": time.perf_counter() - t0,
+                                 "optuna": optuna.__version__})
             have.add(key)
             Path(args.out).write_text(json.dumps(done))
             print(f"  tabular {sampler} {seed}: {curve[-1]:.3f}", file=sys.stderr, flush=True)
