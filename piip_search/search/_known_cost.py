@@ -12,7 +12,9 @@ says in a millisecond. This sampler chooses a whole config per trial:
    term (Optuna's own GP code, which GPSampler uses, through `_optuna_internals/_gp_fit.py`) on a fixed-length
    encoding of the whole config: branches in order with absent ones padded by zeros, each with presence, log-width,
    depth, log-resolution and window/grid, then the highest-resolution branch again; branch count, interaction
-   count, direction and attention one-hot, and log-FLOPs as a feature (AP is smooth in cost). A GP rather than a
+   count, direction and attention one-hot, and log-FLOPs as a feature (AP is smooth in cost). The encoding is of
+   the network, not of the draws: a pyramid without interaction units encodes the same whatever its count and
+   attention draws, so the GP never fits draws that change nothing. A GP rather than a
    tree ensemble because EHVI needs a variance that grows away from the data; a tree ensemble was not measured
    against it (not yet done).
 3. **Acquisition.** Expected hypervolume improvement in (GFLOPs, AP) with FLOPs exact and AP Gaussian, in
