@@ -51,6 +51,7 @@ from optuna.trial import FrozenTrial, TrialState
 from piip_search.config import DIRECTIONS, PIIPConfig
 from piip_search.errors import SearchSpaceError
 from piip_search.search._ehvi import config_means, expected_hvi, front_staircase, training_subset
+from piip_search.search._forest import ForestModel
 from piip_search.search._optuna_internals import GPModel, fit_kernel, trial_id_of
 
 __all__ = ["KnownCostSampler", "supports"]
@@ -120,19 +121,24 @@ class _Candidate:
 class KnownCostSampler(BaseSampler):
     """Pick a whole config per trial by closed-form EHVI on a GP of AP (module docstring).
 
-    `space`: the `SearchSpace`; `count_fn(cfg) -> (flops, params)` defaults to the space's convention.
+    `space`: the `SearchSpace`; `count_fn(cfg) -> (flops, params)` defaults to the space's convention;
+    `surrogate`: "gp" (the default) or "forest" (`_forest.py`, a random forest; README "Sampler suite" compares them).
     """
 
     def __init__(self, space: Any, *, seed: int | None = None, n_startup_trials: int = 8,
                  n_fresh: int = 256, n_neighbours: int = 512, ap_ref: float = 0.0,
                  refit_growth: float = 1.15, refit_always_below: int = 60, max_train: int = 200, max_fit: int = 128,
-                 count_fn: Callable[[PIIPConfig], tuple[int, int]] | None = None) -> None:
+                 count_fn: Callable[[PIIPConfig], tuple[int, int]] | None = None, surrogate: str = "gp") -> None:
         names = [o.name for o in space.objectives]
         unknown = [i for i, n in enumerate(names) if n not in _KNOWN]
         if not supports(space):
             raise SearchSpaceError(f"{space.source}: sampler: known-cost needs two objectives, one counted "
                                    f"(flops or params, minimised) and one measured and maximised (e.g. ap), "
                                    f"got {names}")
+        if surrogate not in ("gp", "forest"):
+            raise SearchSpaceError(f"{space.source}: sampler: known-cost surrogate must be 'gp' or 'forest', "
+                                   f"got {surrogate!r}")
+        self.surrogate = surrogate
         self.space, self._ap_idx, self._cost_idx = space, unknown[0], 1 - unknown[0]
         self._cost_name = names[self._cost_idx]
         self._rng = random.Random(seed)
@@ -282,8 +288,11 @@ class KnownCostSampler(BaseSampler):
         self._finished[trial_id_of(t)] = out
         return out
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, n_data: int) -> GPModel:
-        """A GP on (X, y); hyperparameters refitted (warm-started) only when `n_data` grew (class docstring)."""
+    def _fit(self, X: np.ndarray, y: np.ndarray, n_data: int) -> GPModel | ForestModel:
+        """A GP on (X, y); hyperparameters refitted (warm-started) only when `n_data` grew (class docstring).
+        With `surrogate="forest"`, a random forest refitted at every ask."""
+        if self.surrogate == "forest":
+            return ForestModel(X, y, seed=self._rng.randrange(2**31))
         kernel, n_fit = self._gp_params if self._gp_params is not None else (None, 0)
         refit = kernel is None or n_data < self.refit_always_below or n_data >= n_fit * self.refit_growth
         if refit:  # hyperparameters from an even sample of at most `max_fit` rows: the fit's cost jumps past ~150

@@ -75,10 +75,11 @@ def test_known_cost_search_end_to_end_no_duplicates_within_budget() -> None:
     assert len(study.trials) == 20
 
 
-def test_pending_trials_spread_concurrent_asks() -> None:
+@pytest.mark.parametrize("surrogate", ["gp", "forest"])
+def test_pending_trials_spread_concurrent_asks(surrogate: str) -> None:
     space = _space()
     study = optuna.create_study(directions=space.directions,
-                                sampler=KnownCostSampler(space, seed=1, n_startup_trials=4))
+                                sampler=KnownCostSampler(space, seed=1, n_startup_trials=4, surrogate=surrogate))
     for _ in range(8):
         t = study.ask()
         cfg = space.sample(t)
@@ -185,3 +186,23 @@ def test_encoding_is_a_function_of_the_network() -> None:
     units = [enc(direction="bidirectional", count=c, attention=a) for c in (1, 2) for a in ("deformable", "regular")]
     assert len({fp for fp, _ in units}) == 4 and len({tuple(x) for _, x in units}) == 4
     assert none[0][1] not in [x for _, x in units]
+
+
+def test_forest_surrogate_fits_its_data_and_takes_fantasies() -> None:
+    from piip_search.search._forest import ForestModel
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(0, 1, (80, 3))
+    y = np.sin(4 * X[:, 0]) + X[:, 1]
+    model = ForestModel(X, y, seed=0)
+    m, v = model.posterior(X)
+    assert np.corrcoef(m, y)[0, 1] > 0.95 and (v > 0).all()
+    far = np.full((1, 3), 3.0)
+    model.add_fantasies(far, np.array([5.0]))
+    m2, _ = model.posterior(far)
+    assert m2[0] > m.max()  # the fantasy is now data
+
+
+def test_unknown_surrogate_is_named() -> None:
+    with pytest.raises(SearchSpaceError, match="surrogate must be 'gp' or 'forest', got 'svm'"):
+        KnownCostSampler(_space(), surrogate="svm")
