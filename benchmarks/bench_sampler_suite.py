@@ -464,7 +464,7 @@ def summarise(done) -> None:
 
 
 
-ORDER = ("known-cost", "gp-tpe", "random", "optuna-gp", "optuna-tpe", "optuna-nsga2")
+ORDER = ("known-cost", "known-cost-forest", "gp-tpe", "random", "optuna-gp", "optuna-tpe", "optuna-nsga2")
 
 
 def _cell(rs: list, what: str) -> str:
