@@ -14,9 +14,9 @@ says in a millisecond. This sampler chooses a whole config per trial:
    depth, log-resolution and window/grid, then the highest-resolution branch again; branch count, interaction
    count, direction and attention one-hot, and log-FLOPs as a feature (AP is smooth in cost). The encoding is of
    the network, not of the draws: a pyramid without interaction units encodes the same whatever its count and
-   attention draws, so the GP never fits draws that change nothing. A GP rather than a
-   tree ensemble because EHVI needs a variance that grows away from the data; a tree ensemble was not measured
-   against it (not yet done).
+   attention draws, so the GP never fits draws that change nothing. A GP rather than a tree ensemble: EHVI needs
+   a variance that grows away from the data, and a random forest in the GP's place (`surrogate="forest"`,
+   `_forest.py`) needs more trials to the same hypervolume on every objective of the sampler suite (README).
 3. **Acquisition.** Expected hypervolume improvement in (GFLOPs, AP) with FLOPs exact and AP Gaussian, in
    closed form over the 2-D front staircase (`expected_hvi`, tested against Monte Carlo). The reference point
    is (FLOPs budget, `ap_ref`).
