@@ -31,7 +31,12 @@ def branches_label(cfg: dict[str, Any] | None) -> str:
 
 
 def interactions_label(cfg: dict[str, Any] | None) -> str:
-    it = (cfg or {}).get("interactions", {})
+    """`2 bidirectional deformable`; `none` for a pyramid without units (its count and attention build nothing)."""
+    it = (cfg or {}).get("interactions") or {}
+    if not it:
+        return ""
+    if it.get("direction") == "none" or len((cfg or {}).get("branches", [])) < 2:
+        return "none"
     return f"{it.get('count', '')} {it.get('direction', '')} {it.get('attention', '')}".strip()
 
 

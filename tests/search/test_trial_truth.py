@@ -209,3 +209,14 @@ def test_a_result_the_storage_could_not_take_is_kept_and_told_at_the_next_start(
     assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["status"] == "ok"
     assert t.values[1] == pytest.approx(fake_evaluators.known_ap(prep.cfg))
     assert not (prep.tdir / PENDING).exists()
+
+
+def test_interactions_label_names_what_the_network_has() -> None:
+    from piip_search.search._results import interactions_label
+
+    two = [{"embed_dim": 32, "resolution": 64}, {"embed_dim": 32, "resolution": 128}]
+    units = {"count": 2, "direction": "bidirectional", "attention": "deformable"}
+    assert interactions_label({"branches": two, "interactions": units}) == "2 bidirectional deformable"
+    assert interactions_label({"branches": two, "interactions": {**units, "direction": "none"}}) == "none"
+    assert interactions_label({"branches": two[:1], "interactions": units}) == "none"
+    assert interactions_label(None) == ""
