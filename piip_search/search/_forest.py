@@ -3,15 +3,15 @@
 
 Its mean is the trees' mean and its variance their spread plus a small floor, so that EHVI still sees some
 uncertainty at observed points. It has the `GPModel` interface (`posterior`, `add_fantasies`); pending trials are
-added as data and the forest refitted (a fit takes ~0.1 s on 200 points). scikit-learn is imported when a forest
-is asked for, so it is needed only by `KnownCostSampler(surrogate="forest")`.
+added as data and the forest refitted. scikit-learn is imported when a forest is asked for, so it is needed only
+by `KnownCostSampler(surrogate="forest")` (it is in the test extra, which the suite comparison runs under).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from piip_search.errors import SearchSpaceError
+from piip_search.errors import PiipSearchError
 
 __all__ = ["ForestModel"]
 
@@ -24,8 +24,8 @@ class ForestModel:
     def __init__(self, X: np.ndarray, y: np.ndarray, *, seed: int | None = None, n_trees: int = 64) -> None:
         try:
             from sklearn.ensemble import RandomForestRegressor
-        except ImportError as e:  # pragma: no cover - scikit-learn is in the dev extras
-            raise SearchSpaceError("sampler: the forest surrogate needs scikit-learn (pip install scikit-learn)"
+        except ImportError as e:  # pragma: no cover - scikit-learn is in the test extra
+            raise PiipSearchError("sampler: the forest surrogate needs scikit-learn (pip install scikit-learn)"
                                    ) from e
         self._X, self._y = X, y
         self._forest = RandomForestRegressor(n_estimators=n_trees, max_features=5 / 6, min_samples_leaf=2,
